@@ -1,0 +1,3 @@
+"""sysprep: can this Linux host run N threads, what stops it, and how to fix it safely."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""`python -m sysprep` runs the command line."""
+
+from __future__ import annotations
+
+from sysprep.cli import main
+
+main()

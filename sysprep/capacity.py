@@ -1,0 +1,86 @@
+"""The capacity model: read every limit, take the smallest headroom, name the binding limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sysprep.limits.base import Inspection
+from sysprep.limits.base import Reading
+from sysprep.limits.base import Status
+from sysprep.limits.base import Target
+from sysprep.limits.base import ThreadCost
+from sysprep.limits.base import unknown
+from sysprep.limits.memory import thread_cost
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sysprep.host import Host
+    from sysprep.limits.base import Limit
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The answer to "can this host run N threads": capacity, the binding limit, every reading."""
+
+    target: Target
+    stack_bytes: int
+    readings: tuple[Reading, ...]
+    capacity: int | None  # more threads the host allows; None: nothing known binds
+    binding: Reading | None
+    cost: ThreadCost | None
+
+    @property
+    def unknown(self) -> tuple[Reading, ...]:
+        """Limits that could not be read."""
+        return tuple(r for r in self.readings if r.status is Status.UNKNOWN)
+
+    @property
+    def ready(self) -> bool:
+        """Ready only when every limit was read and none stops the target."""
+        return all(r.status is Status.OK for r in self.readings)
+
+
+def assess(target: Target, readings: Sequence[Reading]) -> tuple[int | None, Reading | None]:
+    """Capacity is the smallest headroom; the limit that gives it is the binding one.
+
+    Pure: limits that cannot bind (allows None) or could not be read never win.
+    """
+    bounded = [r for r in readings if r.allows is not None and r.status is not Status.UNKNOWN]
+    if not bounded:
+        return None, None
+    # On a tie, the limit that fails the target comes first, then registry order.
+    binding = min(bounded, key=lambda r: (r.allows, r.status is Status.OK))
+    del target  # the target is already folded into each reading's status
+    return binding.allows, binding
+
+
+def check(
+    host: Host,
+    target: Target,
+    *,
+    limits: Sequence[Limit] | None = None,
+    cost: ThreadCost | None = None,
+) -> Assessment:
+    """Read every limit of *host* for *target* (read-only) and assess them."""
+    if limits is None:
+        from sysprep.limits import ALL_LIMITS  # noqa: PLC0415 - the registry imports every limit
+
+        limits = ALL_LIMITS
+    inspection = Inspection(host, target, cost)
+    readings = tuple(_read(limit, inspection) for limit in limits)
+    capacity, binding = assess(target, readings)
+    try:
+        stack = inspection.stack_bytes
+        per_thread: ThreadCost | None = thread_cost(inspection)
+    except (OSError, ValueError, KeyError):
+        stack, per_thread = target.stack_bytes or 0, None
+    return Assessment(target, stack, readings, capacity, binding, per_thread)
+
+
+def _read(limit: Limit, inspection: Inspection) -> Reading:
+    try:
+        return limit.read(inspection)
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        return unknown(limit.name, error)

@@ -1,0 +1,41 @@
+"""Exit codes and the expected failures that map to them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """Stable, documented exit statuses (README "Exit status")."""
+
+    OK = 0
+    NOT_READY = 1  # check found a limit below the target, or a probe failed
+    BAD_INPUT = 2  # same as the usage errors of the argument parser
+    NEEDS_ROOT = 3
+    CONFLICT = 4  # lock held, or drift since apply
+    INTERNAL = 70  # EX_SOFTWARE: a bug; the traceback is shown
+
+
+class SysprepError(Exception):
+    """Expected failure: one line on stderr, a distinct exit code, host unchanged."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.INTERNAL
+
+
+class BadInputError(SysprepError):
+    """An argument, size or pid that cannot be used."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class NeedsRootError(SysprepError):
+    """The command changes the host and the caller is not root."""
+
+    exit_code = ExitCode.NEEDS_ROOT
+
+
+class ConflictError(SysprepError):
+    """Another sysprep holds the lock, or the host drifted since apply."""
+
+    exit_code = ExitCode.CONFLICT

@@ -1,0 +1,262 @@
+"""The only door to /proc, /sys and /etc: every read of the host goes through a Host."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from sysprep.errors import BadInputError
+
+# sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
+_DOTS_TO_SLASHES = str.maketrans("./", "/.")
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*")
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+# /proc/PID/limits row titles, by the names getrlimit(2) gives them.
+_LIMIT_TITLES = {
+    "Max stack size": "RLIMIT_STACK",
+    "Max processes": "RLIMIT_NPROC",
+    "Max address space": "RLIMIT_AS",
+    "Max data size": "RLIMIT_DATA",
+    "Max open files": "RLIMIT_NOFILE",
+}
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of /proc/PID/mountinfo (proc(5))."""
+
+    root: str
+    mount_point: str
+    fstype: str
+    super_options: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CgroupEntry:
+    """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2 has id 0, no controllers)."""
+
+    hierarchy: int
+    controllers: frozenset[str]
+    path: str
+
+
+@dataclass(frozen=True)
+class MapsSummary:
+    """What /proc/PID/maps says about a process's address space."""
+
+    count: int  # mappings, compared with vm.max_map_count
+    highest_end: int  # end of the highest mapping, near the top of user space
+
+
+@dataclass(frozen=True)
+class Host:
+    """Files of one Linux host, rooted at *root* ("/" in production, a temp tree in tests)."""
+
+    root: Path = Path("/")
+    # glibc is the one fact no file holds; None asks this process's libc (confstr(3)).
+    glibc: str | None = field(default=None)
+
+    @property
+    def is_live(self) -> bool:
+        """True when this is the running system, where threads can be started to measure."""
+        return self.root == Path("/")
+
+    def path(self, relative: str) -> Path:
+        """The host path for "proc/meminfo" and the like."""
+        return self.root / relative.lstrip("/")
+
+    def read(self, relative: str) -> str:
+        """Text of one file; OSError when it is missing or unreadable."""
+        return self.path(relative).read_text()
+
+    # --- sysctl
+
+    def sysctl_path(self, key: str) -> Path:
+        """/proc/sys path of a sysctl key; BadInputError for a key that would escape /proc/sys."""
+        if not _SYSCTL_KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
+            raise BadInputError(f"invalid sysctl name {key!r}: use dotted names like vm.max_map_count")
+        return self.path("proc/sys") / key.translate(_DOTS_TO_SLASHES)
+
+    def sysctl(self, key: str) -> str:
+        """Value of a sysctl with whitespace normalised ("4096\\t87380" == "4096 87380")."""
+        return " ".join(self.sysctl_path(key).read_text().split())
+
+    def sysctl_int(self, key: str) -> int:
+        """Value of a sysctl that holds one integer."""
+        return int(self.sysctl(key))
+
+    # --- system-wide counters
+
+    def meminfo(self) -> dict[str, int]:
+        """/proc/meminfo in bytes ("kB" there means KiB)."""
+        info: dict[str, int] = {}
+        for line in self.read("proc/meminfo").splitlines():
+            name, _, rest = line.partition(":")
+            fields = rest.split()
+            if fields:
+                info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
+        return info
+
+    def tasks_total(self) -> int:
+        """Every task with a pid, kernel threads included: 4th field of /proc/loadavg ("2/78")."""
+        return int(self.read("proc/loadavg").split()[3].partition("/")[2])
+
+    def kernel_release(self) -> str:
+        """Kernel release, e.g. "6.18.44"."""
+        return self.sysctl("kernel.osrelease")
+
+    def arch(self) -> str:
+        """Machine architecture as uname -m prints it."""
+        try:
+            return self.sysctl("kernel.arch")
+        except OSError:  # kernel.arch is missing on old kernels
+            return os.uname().machine if self.is_live else "unknown"
+
+    def glibc_version(self) -> str | None:
+        """glibc version of this system ("2.36"), or None on another libc."""
+        if self.glibc is not None or not self.is_live:
+            return self.glibc
+        try:
+            name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")  # "glibc 2.36"
+        except (ValueError, OSError):
+            return None
+        return version if name == "glibc" else None
+
+    def page_size(self) -> int:
+        """Base page size, from the first KernelPageSize line of /proc/self/smaps."""
+        with self.path("proc/self/smaps").open() as smaps:
+            for line in smaps:
+                if line.startswith("KernelPageSize:"):
+                    return int(line.split()[1]) * 1024
+        raise OSError("no KernelPageSize in /proc/self/smaps")
+
+    def virtual_address_bits(self) -> int | None:
+        """Virtual address bits from /proc/cpuinfo ("address sizes : 46 bits physical, 48 bits virtual")."""
+        for line in self.read("proc/cpuinfo").splitlines():
+            if line.startswith("address sizes"):
+                match = re.search(r"(\d+) bits virtual", line)
+                return int(match[1]) if match else None
+        return None
+
+    def slab_object_size(self, cache: str) -> int:
+        """Bytes per object of a slab cache (SLUB's /sys/kernel/slab/CACHE/slab_size)."""
+        return int(self.read(f"sys/kernel/slab/{cache}/slab_size"))
+
+    # --- processes ("self" or a pid)
+
+    def pids(self) -> list[int]:
+        """Pids of every process visible in /proc."""
+        return [int(name) for name in os.listdir(self.path("proc")) if name.isdigit()]
+
+    def status(self, pid: int | str) -> dict[str, str]:
+        """/proc/PID/status as name → raw value."""
+        result: dict[str, str] = {}
+        for line in self.read(f"proc/{pid}/status").splitlines():
+            name, _, value = line.partition(":")
+            result[name] = value.strip()
+        return result
+
+    def tids(self, pid: int | str) -> list[int]:
+        """Thread ids of a process (each one a pid of its own)."""
+        return [int(name) for name in os.listdir(self.path(f"proc/{pid}/task")) if name.isdigit()]
+
+    def rlimits(self, pid: int | str) -> dict[str, tuple[int | None, int | None]]:
+        """Soft and hard limits from /proc/PID/limits (world-readable, unlike prlimit); None = unlimited."""
+        lines = self.read(f"proc/{pid}/limits").splitlines()
+        result: dict[str, tuple[int | None, int | None]] = {}
+        for line in lines[1:]:
+            for title, name in _LIMIT_TITLES.items():
+                if line.startswith(title):
+                    soft, hard = line[len(title) :].split()[:2]
+                    result[name] = (_limit_value(soft), _limit_value(hard))
+        return result
+
+    def maps(self, pid: int | str) -> MapsSummary:
+        """How many mappings a process has, and where the highest one ends."""
+        count = 0
+        highest = 0
+        with self.path(f"proc/{pid}/maps").open() as maps:
+            for line in maps:
+                count += 1
+                end = int(line.split("-", 1)[1].split(" ", 1)[0], 16)
+                # [vsyscall] sits in the kernel half on x86_64; it says nothing about user space.
+                if not line.rstrip().endswith("[vsyscall]"):
+                    highest = max(highest, end)
+        return MapsSummary(count, highest)
+
+    def cgroups(self, pid: int | str) -> list[CgroupEntry]:
+        """Lines of /proc/PID/cgroup; paths are relative to the reader's cgroup namespace."""
+        entries = []
+        for line in self.read(f"proc/{pid}/cgroup").splitlines():
+            hierarchy, controllers, path = line.split(":", 2)
+            names = frozenset(name for name in controllers.split(",") if name)
+            entries.append(CgroupEntry(int(hierarchy), names, path))
+        return entries
+
+    def mounts(self) -> list[Mount]:
+        """Mounts as this process sees them (/proc/self/mountinfo)."""
+        mounts = []
+        for line in self.read("proc/self/mountinfo").splitlines():
+            before, _, after = line.partition(" - ")
+            fields, tail = before.split(), after.split()
+            mounts.append(
+                Mount(
+                    root=_unescape(fields[3]),
+                    mount_point=_unescape(fields[4]),
+                    fstype=tail[0],
+                    super_options=frozenset(tail[2].split(",")) if len(tail) > 2 else frozenset(),
+                )
+            )
+        return mounts
+
+    def cgroup_levels(self, pid: int | str, controller: str) -> list[Path] | None:
+        """Directories of a process's *controller* cgroup, leaf first, up to (not including) the
+        hierarchy root, which has no limit files; None when the controller is not enabled."""
+        entries = self.cgroups(pid)
+        mounts = self.mounts()
+        found = _find_v1(entries, mounts, controller) or self._find_v2(entries, mounts, controller)
+        if found is None:
+            return None
+        mount, path = found
+        # Inside a cgroup namespace the mount root and the path can share a prefix.
+        if mount.root != "/" and path.startswith(mount.root):
+            path = path[len(mount.root) :]
+        top = self.path(mount.mount_point)
+        level = top / path.strip("/") if path.strip("/") else top
+        levels = []
+        while level != top and top in level.parents:
+            levels.append(level)
+            level = level.parent
+        return levels
+
+    def _find_v2(
+        self, entries: list[CgroupEntry], mounts: list[Mount], controller: str
+    ) -> tuple[Mount, str] | None:
+        unified = next((e for e in entries if e.hierarchy == 0), None)
+        mount = next((m for m in mounts if m.fstype == "cgroup2"), None)
+        if unified is None or mount is None:
+            return None
+        enabled = self.path(mount.mount_point).joinpath("cgroup.controllers").read_text().split()
+        return (mount, unified.path) if controller in enabled else None
+
+
+def _find_v1(
+    entries: list[CgroupEntry], mounts: list[Mount], controller: str
+) -> tuple[Mount, str] | None:
+    """A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both)."""
+    entry = next((e for e in entries if controller in e.controllers), None)
+    mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None)
+    return (mount, entry.path) if entry is not None and mount is not None else None
+
+
+def _limit_value(text: str) -> int | None:
+    return None if text == "unlimited" else int(text)
+
+
+def _unescape(text: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m[1], 8)), text)

@@ -1,0 +1,259 @@
+"""What a limit reads (Inspection), what it reports (Reading) and how to lift it (Fix)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING
+from typing import Protocol
+
+from sysprep.units import MIB
+
+if TYPE_CHECKING:
+    from sysprep.host import Host
+
+# glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited
+# (sysdeps/<arch>/nptl/pthreaddef.h).
+_ARCH_STACK_DEFAULT = {
+    "x86_64": 2 * MIB,
+    "aarch64": 2 * MIB,
+    "arm": 2 * MIB,
+    "riscv64": 2 * MIB,
+    "s390x": 2 * MIB,
+    "ppc64": 4 * MIB,
+    "ppc64le": 4 * MIB,
+    "sparc64": 4 * MIB,
+    "alpha": 4 * MIB,
+    "parisc64": 8 * MIB,
+}
+PTHREAD_STACK_MIN = 16384
+# After pid numbers wrap, the kernel hands out pids from 300 up (RESERVED_PIDS, kernel/pid.c).
+RESERVED_PIDS = 300
+CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24
+
+
+class Status(str, Enum):
+    """ok: allows the target; fails: stops it; unknown: could not be read (never a pass)."""
+
+    OK = "ok"
+    FAILS = "fails"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the host must do: hold *threads* threads of *stack_bytes* in process *pid*."""
+
+    threads: int
+    stack_bytes: int | None = None  # None: what glibc picks from RLIMIT_STACK
+    pid: int | None = None  # None: a new process started by the caller
+
+
+@dataclass(frozen=True)
+class Fix:
+    """How to lift one limit to *value*: the command for now, the persistent way, and when."""
+
+    setting: str
+    value: int | None
+    now: str
+    persist: str | None
+    takes_effect: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One limit on one host: its value, what is in use, and how many more threads it allows."""
+
+    name: str
+    status: Status
+    current: int | None = None  # None: unlimited (or unknown, see status)
+    in_use: int | None = None
+    allows: int | None = None  # more threads this limit allows; None: it cannot bind
+    needed: int | None = None  # the value this limit needs for the target
+    fix: Fix | None = None
+    note: str = ""
+
+
+def measured(  # noqa: PLR0913 - one keyword per Reading field
+    name: str,
+    target: Target,
+    *,
+    current: int | None,
+    in_use: int | None,
+    allows: int | None,
+    needed: int | None = None,
+    fix: Fix | None = None,
+    note: str = "",
+) -> Reading:
+    """A Reading whose status follows from *allows*; the fix is kept only when it is needed."""
+    ok = allows is None or allows >= target.threads
+    return Reading(
+        name,
+        Status.OK if ok else Status.FAILS,
+        current=current,
+        in_use=in_use,
+        allows=None if allows is None else max(allows, 0),
+        needed=needed,
+        fix=None if ok else fix,
+        note=note,
+    )
+
+
+def unknown(name: str, error: Exception) -> Reading:
+    """A limit that could not be read; it makes the host "not ready" until it can be."""
+    reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
+    return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}")
+
+
+class Limit(Protocol):
+    """A limit on thread count: reads itself, never changes anything."""
+
+    name: str
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Current value, in use, threads allowed, and the fix when it stops the target."""
+        ...
+
+
+@dataclass(frozen=True)
+class ThreadCost:
+    """Memory one idle thread costs the host, in bytes (DESIGN.md: ~35 KiB on x86_64)."""
+
+    kernel_stack: int  # THREAD_SIZE, meminfo KernelStack
+    page_tables: int  # the PTE page its stack touches, meminfo PageTables
+    slab: int  # task_struct and friends, meminfo SUnreclaim
+    rss: int  # user pages touched: TCB/TLS and the first stack frame
+    measured: bool = False  # True when --calibrate started real threads to find it
+
+    @property
+    def total(self) -> int:
+        """What each thread takes from MemAvailable."""
+        return self.kernel_stack + self.page_tables + self.slab + self.rss
+
+
+@dataclass(frozen=True)
+class TaskCensus:
+    """Every task on the host, counted once per check."""
+
+    total: int  # tasks seen in /proc
+    by_uid: dict[int, int]  # tasks (threads included) per real uid
+    tids: tuple[int, ...]  # every thread id; each holds a pid number
+
+    def pids_in_range(self, low: int, high: int) -> int:
+        """Thread ids in [low, high): the pid numbers the allocator cannot hand out again."""
+        return sum(1 for tid in self.tids if low <= tid < high)
+
+
+class Inspection:
+    """What one check reads: the host, the judged process and the target; each fact read once.
+
+    Without a pid, the judged process is sysprep itself, standing in for a new process the
+    caller starts: same rlimits and cgroup; its mappings and size are a Python's, a little
+    more than a C program's, so the prediction errs on the safe side.
+    """
+
+    def __init__(self, host: Host, target: Target, cost: ThreadCost | None = None) -> None:
+        self.host = host
+        self.target = target
+        self.calibrated_cost = cost  # from --calibrate; None: estimate from the host
+        self.proc: int | str = target.pid if target.pid is not None else "self"
+
+    @cached_property
+    def status(self) -> dict[str, str]:
+        """/proc/PID/status of the judged process."""
+        return self.host.status(self.proc)
+
+    @cached_property
+    def rlimits(self) -> dict[str, tuple[int | None, int | None]]:
+        """Soft and hard rlimits of the judged process."""
+        return self.host.rlimits(self.proc)
+
+    @cached_property
+    def real_uid(self) -> int:
+        """Real uid: RLIMIT_NPROC counts threads per real uid."""
+        return int(self.status["Uid"].split()[0])
+
+    @cached_property
+    def nproc_exempt(self) -> bool:
+        """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c)."""
+        caps = int(self.status["CapEff"], 16)
+        return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
+
+    @cached_property
+    def census(self) -> TaskCensus:
+        """Tasks per uid and every tid, from /proc/*/status and /proc/*/task."""
+        by_uid: dict[int, int] = {}
+        tids: list[int] = []
+        for pid in self.host.pids():
+            try:
+                status = self.host.status(pid)
+                threads = int(status["Threads"])
+                tids.extend(self.host.tids(pid) if threads > 1 else [pid])
+            except (OSError, KeyError):  # the process exited while we looked
+                continue
+            uid = int(status["Uid"].split()[0])
+            by_uid[uid] = by_uid.get(uid, 0) + threads
+        return TaskCensus(len(tids), by_uid, tuple(tids))
+
+    @cached_property
+    def page_size(self) -> int:
+        """Base page size; also glibc's default guard size."""
+        return self.host.page_size()
+
+    @cached_property
+    def arch(self) -> str:
+        """Machine architecture (uname -m)."""
+        return self.host.arch()
+
+    @cached_property
+    def stack_bytes(self) -> int:
+        """Thread stack: --stack, else glibc's default from RLIMIT_STACK (pthread_early_init.h)."""
+        if self.target.stack_bytes is not None:
+            size = self.target.stack_bytes
+        else:
+            soft = self.rlimits["RLIMIT_STACK"][0]
+            size = _ARCH_STACK_DEFAULT.get(self.arch, 2 * MIB) if soft is None else soft
+        size = max(size, PTHREAD_STACK_MIN)
+        return -(-size // self.page_size) * self.page_size
+
+    @cached_property
+    def guard_bytes(self) -> int:
+        """glibc's default guard: one page, mapped on top of the stack since 2.27."""
+        return self.page_size
+
+    @cached_property
+    def maps_per_thread(self) -> int:
+        """Mappings per thread stack: 2 (stack + PROT_NONE guard), or 1 when glibc ≥ 2.42
+        installs the guard with MADV_GUARD_INSTALL (Linux ≥ 6.13)."""
+        glibc = _version(self.host.glibc_version())
+        kernel = _version(self.host.kernel_release())
+        return 1 if glibc >= (2, 42) and kernel >= (6, 13) else 2
+
+    @cached_property
+    def committed_per_thread(self) -> int:
+        """Bytes of a stack charged as writable (Committed_AS, RLIMIT_DATA): the stack alone,
+        or stack and guard when glibc maps the guard writable and fences it with madvise."""
+        return self.stack_bytes + (self.guard_bytes if self.maps_per_thread == 1 else 0)
+
+    @cached_property
+    def meminfo(self) -> dict[str, int]:
+        """/proc/meminfo in bytes."""
+        return self.host.meminfo()
+
+    def vm_bytes(self, field: str) -> int:
+        """A "VmSize: 1234 kB" style field of the judged process's status, in bytes."""
+        return int(self.status[field].split()[0]) * 1024
+
+    @property
+    def who(self) -> str:
+        """How the judged process is named in messages."""
+        return f"pid {self.target.pid}" if self.target.pid is not None else "a new process"
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    """(6, 18) from "6.18.44-fc", () when unknown (compares below every version)."""
+    match = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(match[1]), int(match[2])) if match else ()

@@ -1,0 +1,220 @@
+"""Memory-side limits: MemAvailable, the memory cgroup, CommitLimit, the user address space."""
+
+from __future__ import annotations
+
+import math
+
+from sysprep.limits.base import Fix
+from sysprep.limits.base import Inspection
+from sysprep.limits.base import Reading
+from sysprep.limits.base import ThreadCost
+from sysprep.limits.base import measured
+from sysprep.limits.fixes import sysctl_fix
+from sysprep.units import KIB
+from sysprep.units import MIB
+from sysprep.units import format_size
+
+# A memory cgroup limit this large means "none" (v1 prints PAGE_COUNTER_MAX in bytes).
+_UNLIMITED_BYTES = 1 << 62
+# Measured SUnreclaim per thread beyond task_struct: pid, vmap_area and friends (~1.3 KiB).
+_SLAB_BESIDES_TASK_STRUCT = 1280
+_SLAB_FALLBACK = 7 * KIB
+# x86_64 maps user space below 47 bits unless a program asks for more (5level-paging.rst).
+_X86_DEFAULT_MAP_WINDOW_BITS = 47
+
+
+def memory_floor(meminfo: dict[str, int]) -> int:
+    """MemAvailable kept free so the OOM killer never wakes: 5 % of RAM, at least 512 MiB."""
+    return max(meminfo["MemTotal"] // 20, 512 * MIB)
+
+
+def estimate_cost(inspection: Inspection) -> ThreadCost:
+    """Per-thread memory from this host's counters, without starting a thread."""
+    meminfo = inspection.meminfo
+    page = inspection.page_size
+    # THREAD_SIZE is a power of two: 16 KiB on x86_64, 64 KiB on 64K-page arm64 kernels.
+    kernel_stack = 16 * KIB
+    tasks = inspection.host.tasks_total()
+    if meminfo.get("KernelStack") and tasks:
+        kernel_stack = 1 << round(math.log2(meminfo["KernelStack"] / tasks))
+    # One PTE page maps page/8 pages; a stack touches the PTE page of its own region.
+    region = page * (page // 8)
+    page_tables = page * min(1.0, (inspection.stack_bytes + inspection.guard_bytes) / region)
+    try:
+        slab = inspection.host.slab_object_size("task_struct") + _SLAB_BESIDES_TASK_STRUCT
+    except (OSError, ValueError):
+        slab = _SLAB_FALLBACK
+    return ThreadCost(kernel_stack, int(page_tables), slab, rss=2 * page)
+
+
+def thread_cost(inspection: Inspection) -> ThreadCost:
+    """Calibrated cost when --calibrate measured it, else the estimate."""
+    return inspection.calibrated_cost or estimate_cost(inspection)
+
+
+class MemAvailable:
+    """MemAvailable: each thread takes kernel stack, page tables, slab and two user pages."""
+
+    name = "MemAvailable"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is (MemAvailable - the OOM floor) / per-thread cost."""
+        meminfo = inspection.meminfo
+        cost = thread_cost(inspection).total
+        floor = memory_floor(meminfo)
+        available = meminfo["MemAvailable"]
+        needed = floor + cost * inspection.target.threads
+        return measured(
+            self.name,
+            inspection.target,
+            current=available,
+            in_use=meminfo["MemTotal"] - available,
+            allows=(available - floor) // cost,
+            needed=needed,
+            fix=_memory_fix(self.name, needed, available, floor, cost),
+            note=f"{format_size(cost)} per thread; {format_size(floor)} kept free",
+        )
+
+
+class MemoryCgroup:
+    """The memory cgroup limit: kernel stacks, page tables and slab are charged to it too."""
+
+    name = "memory.max"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
+        levels = inspection.host.cgroup_levels(inspection.proc, "memory") or []
+        tightest: tuple[int, int, str] | None = None
+        for level in levels:
+            v2 = (level / "memory.max").exists()
+            limit_text = (level / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text()
+            if limit_text.strip() == "max" or int(limit_text) >= _UNLIMITED_BYTES:
+                continue
+            usage = int((level / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text())
+            shown = "/" + str(level.relative_to(inspection.host.root))
+            if tightest is None or int(limit_text) - usage < tightest[0] - tightest[1]:
+                tightest = (int(limit_text), usage, shown)
+        if tightest is None:
+            return measured(
+                self.name, inspection.target, current=None, in_use=None, allows=None,
+                note="no memory cgroup limit",
+            )
+        limit, usage, shown = tightest
+        cost = thread_cost(inspection).total
+        needed = usage + cost * inspection.target.threads
+        fix = Fix(
+            setting=f"{shown} memory limit",
+            value=needed,
+            now=f"raise the limit of {shown} to at least {format_size(needed)}",
+            persist="set it where the cgroup is created (systemd MemoryMax=, docker --memory)",
+            takes_effect="now",
+        )
+        return measured(
+            self.name,
+            inspection.target,
+            current=limit,
+            in_use=usage,
+            allows=(limit - usage) // cost,
+            needed=needed,
+            fix=fix,
+            note=f"{shown}; {format_size(cost)} per thread",
+        )
+
+
+class CommitLimit:
+    """CommitLimit: with vm.overcommit_memory = 2 every stack is charged in full (mm/util.c)."""
+
+    name = "CommitLimit"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is (CommitLimit - Committed_AS - reserves) / stack under mode 2."""
+        mode = inspection.host.sysctl_int("vm.overcommit_memory")
+        meminfo = inspection.meminfo
+        limit, committed = meminfo["CommitLimit"], meminfo["Committed_AS"]
+        if mode != 2:  # noqa: PLR2004 - overcommit mode 2 is "never"
+            return measured(
+                self.name, inspection.target, current=limit, in_use=committed, allows=None,
+                note=f"vm.overcommit_memory = {mode}: stacks are not charged against it",
+            )
+        # __vm_enough_memory(): callers without CAP_SYS_ADMIN leave admin_reserve_kbytes;
+        # everyone leaves min(total_vm / 32, user_reserve_kbytes).
+        reserve = min(
+            inspection.vm_bytes("VmSize") // 32,
+            inspection.host.sysctl_int("vm.user_reserve_kbytes") * KIB,
+        )
+        if not inspection.nproc_exempt:
+            reserve += inspection.host.sysctl_int("vm.admin_reserve_kbytes") * KIB
+        per_thread = inspection.committed_per_thread
+        needed = committed + reserve + per_thread * inspection.target.threads
+        fits = max((limit - committed - reserve) // inspection.target.threads, 0)
+        fix = sysctl_fix("vm.overcommit_memory", 0)
+        fix = Fix(
+            setting=fix.setting,
+            value=0,
+            now=f"{fix.now}, or a thread stack of at most {format_size(fits)}",
+            persist=fix.persist,
+            takes_effect=fix.takes_effect,
+        )
+        return measured(
+            self.name,
+            inspection.target,
+            current=limit,
+            in_use=committed,
+            allows=(limit - committed - reserve) // per_thread,
+            needed=needed,
+            fix=fix,
+            note=f"vm.overcommit_memory = 2; {format_size(per_thread)} per thread",
+        )
+
+
+class AddressSpace:
+    """User address space: N × (stack + guard) must fit beside what is already mapped."""
+
+    name = "address-space"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is (user address space - VmSize) / (stack + guard)."""
+        size = _user_address_space(inspection)
+        in_use = inspection.vm_bytes("VmSize")
+        per_thread = inspection.stack_bytes + inspection.guard_bytes
+        fits = max((size - in_use) // inspection.target.threads, 0)
+        fix = Fix(
+            setting="thread stack size",
+            value=fits,
+            now=f"use a thread stack of at most {format_size(fits)} (pthread_attr_setstacksize, ulimit -s)",
+            persist=None,
+            takes_effect="when the program starts",
+        )
+        return measured(
+            self.name,
+            inspection.target,
+            current=size,
+            in_use=in_use,
+            allows=(size - in_use) // per_thread,
+            needed=in_use + per_thread * inspection.target.threads,
+            fix=fix,
+            note=f"{format_size(per_thread)} per thread",
+        )
+
+
+def _user_address_space(inspection: Inspection) -> int:
+    """x86_64: 128 TiB (47 bits) even with 5-level paging; elsewhere the top of the highest
+    mapping (the stack sits just under TASK_SIZE) rounded up to a power of two."""
+    if inspection.arch == "x86_64":
+        bits = inspection.host.virtual_address_bits() or 48
+        return 1 << min(bits - 1, _X86_DEFAULT_MAP_WINDOW_BITS)
+    top = inspection.host.maps(inspection.proc).highest_end
+    return 1 << (top - 1).bit_length()
+
+
+def _memory_fix(name: str, needed: int, available: int, floor: int, cost: int) -> Fix:
+    return Fix(
+        setting=name,
+        value=needed,
+        now=(
+            f"free {format_size(needed - available)} of memory, or lower the target to"
+            f" {max(available - floor, 0) // cost:,} threads"
+        ),
+        persist="add RAM: a smaller stack does not help, this memory is the kernel's",
+        takes_effect="now",
+    )

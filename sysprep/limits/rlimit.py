@@ -1,0 +1,97 @@
+"""Per-process rlimits that bound threads: RLIMIT_NPROC, RLIMIT_STACK, RLIMIT_AS, RLIMIT_DATA."""
+
+from __future__ import annotations
+
+from sysprep.limits.base import Inspection
+from sysprep.limits.base import Reading
+from sysprep.limits.base import Status
+from sysprep.limits.base import measured
+from sysprep.limits.fixes import rlimit_fix
+from sysprep.units import format_size
+
+
+class Nproc:
+    """RLIMIT_NPROC: threads of the real uid, host-wide; global root and CAP_SYS_RESOURCE skip it."""
+
+    name = "RLIMIT_NPROC"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is the soft limit minus every task of the judged process's real uid."""
+        soft = inspection.rlimits[self.name][0]
+        uid = inspection.real_uid
+        in_use = inspection.census.by_uid.get(uid, 0)
+        if soft is None or inspection.nproc_exempt:
+            note = "root is exempt" if inspection.nproc_exempt else ""
+            return measured(
+                self.name, inspection.target, current=soft, in_use=in_use, allows=None, note=note
+            )
+        needed = in_use + inspection.target.threads
+        return measured(
+            self.name,
+            inspection.target,
+            current=soft,
+            in_use=in_use,
+            allows=soft - in_use,
+            needed=needed,
+            fix=rlimit_fix(self.name, needed, inspection.target.pid),
+            note=f"threads of uid {uid}",
+        )
+
+
+class Stack:
+    """RLIMIT_STACK: does not bound the count; glibc takes it as the default thread stack."""
+
+    name = "RLIMIT_STACK"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Reports the stack size every other limit is computed with."""
+        soft = inspection.rlimits[self.name][0]
+        source = "--stack" if inspection.target.stack_bytes is not None else "glibc default"
+        if inspection.target.pid is not None and inspection.target.stack_bytes is None:
+            # glibc reads RLIMIT_STACK once at start-up; a later prlimit does not change it.
+            source += " (if unchanged since the process started)"
+        return Reading(
+            self.name,
+            Status.OK,
+            current=soft,
+            note=f"thread stack {format_size(inspection.stack_bytes)} ({source})",
+        )
+
+
+class AddressSpace:
+    """RLIMIT_AS: VmSize may not pass it; each thread maps its stack plus a guard page."""
+
+    name = "RLIMIT_AS"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is (soft limit - VmSize) / (stack + guard)."""
+        per_thread = inspection.stack_bytes + inspection.guard_bytes
+        return _vm_limit(self.name, inspection, "VmSize", per_thread)
+
+
+class Data:
+    """RLIMIT_DATA: private writable mappings count, thread stacks included (Linux ≥ 4.7)."""
+
+    name = "RLIMIT_DATA"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is (soft limit - VmData) / the writable part of a stack."""
+        return _vm_limit(self.name, inspection, "VmData", inspection.committed_per_thread)
+
+
+def _vm_limit(name: str, inspection: Inspection, field: str, per_thread: int) -> Reading:
+    soft = inspection.rlimits[name][0]
+    in_use = inspection.vm_bytes(field)
+    if soft is None:
+        return measured(name, inspection.target, current=None, in_use=in_use, allows=None)
+    needed = in_use + per_thread * inspection.target.threads
+    return measured(
+        name,
+        inspection.target,
+        current=soft,
+        in_use=in_use,
+        allows=(soft - in_use) // per_thread,
+        needed=needed,
+        fix=rlimit_fix(name, needed, inspection.target.pid),
+        note=f"{field} + {format_size(per_thread)} per thread",
+    )

@@ -1,0 +1,87 @@
+"""Host-wide sysctls that bound threads: kernel.threads-max, kernel.pid_max, vm.max_map_count."""
+
+from __future__ import annotations
+
+from sysprep.limits.base import RESERVED_PIDS
+from sysprep.limits.base import Inspection
+from sysprep.limits.base import Reading
+from sysprep.limits.base import measured
+from sysprep.limits.fixes import sysctl_fix
+
+# FUTEX_TID_MASK: the kernel refuses larger values with EINVAL (kernel/fork.c).
+THREADS_MAX_LIMIT = 0x3FFFFFFF
+# PID_MAX_LIMIT on 64-bit (include/linux/threads.h).
+PID_MAX_LIMIT = 4 * 1024 * 1024
+
+
+class ThreadsMax:
+    """kernel.threads-max: clone fails once the tasks of the whole host reach it, root included."""
+
+    name = "kernel.threads-max"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
+        limit = inspection.host.sysctl_int(self.name)
+        in_use = inspection.host.tasks_total()
+        needed = in_use + inspection.target.threads
+        return measured(
+            self.name,
+            inspection.target,
+            current=limit,
+            in_use=in_use,
+            allows=limit - in_use,
+            needed=needed,
+            fix=sysctl_fix(self.name, min(needed, THREADS_MAX_LIMIT)),
+        )
+
+
+class PidMax:
+    """kernel.pid_max: every thread takes a pid number, handed out from [300, pid_max)."""
+
+    name = "kernel.pid_max"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is the pid numbers in [300, pid_max) that no task holds."""
+        limit = inspection.host.sysctl_int(self.name)
+        census = inspection.census
+        # Tasks hidden from us (hidepid) still hold pids; assume they sit in the range.
+        hidden = max(0, inspection.host.tasks_total() - census.total)
+        in_use = census.pids_in_range(RESERVED_PIDS, limit) + hidden
+        held_anywhere = census.pids_in_range(RESERVED_PIDS, PID_MAX_LIMIT) + hidden
+        needed = RESERVED_PIDS + held_anywhere + inspection.target.threads
+        note = ""
+        if needed > PID_MAX_LIMIT:
+            note = f"the kernel allows at most {PID_MAX_LIMIT:,} pids on 64-bit"
+        return measured(
+            self.name,
+            inspection.target,
+            current=limit,
+            in_use=in_use,
+            allows=limit - RESERVED_PIDS - in_use,
+            needed=needed,
+            fix=sysctl_fix(self.name, min(needed, PID_MAX_LIMIT)),
+            note=note,
+        )
+
+
+class MaxMapCount:
+    """vm.max_map_count: mappings per process; each thread stack adds 1 or 2."""
+
+    name = "vm.max_map_count"
+
+    def read(self, inspection: Inspection) -> Reading:
+        """Headroom is the mappings left in the judged process over mappings per thread."""
+        limit = inspection.host.sysctl_int(self.name)
+        in_use = inspection.host.maps(inspection.proc).count
+        per_thread = inspection.maps_per_thread
+        needed = in_use + per_thread * inspection.target.threads
+        return measured(
+            self.name,
+            inspection.target,
+            current=limit,
+            in_use=in_use,
+            allows=(limit - in_use) // per_thread,
+            needed=needed,
+            fix=sysctl_fix(self.name, needed),
+            note=f"{per_thread} mappings per thread stack",
+        )

@@ -1,0 +1,140 @@
+"""Human tables and JSON documents; the only module that imports rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sysprep.limits.base import Status
+from sysprep.units import format_count
+from sysprep.units import format_size
+
+if TYPE_CHECKING:
+    from sysprep.capacity import Assessment
+    from sysprep.limits.base import Reading
+
+SCHEMA_VERSION = 1
+# Limits whose values are bytes; the rest are counts.
+_BYTES = frozenset(
+    {"RLIMIT_STACK", "RLIMIT_AS", "RLIMIT_DATA", "MemAvailable", "memory.max", "CommitLimit",
+     "address-space"}
+)
+_STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
+
+
+def assessment_document(result: Assessment) -> dict[str, Any]:
+    """The `check --json` document (README "JSON output")."""
+    cost = result.cost
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ready": result.ready,
+        "target": {
+            "threads": result.target.threads,
+            "stack_bytes": result.stack_bytes,
+            "pid": result.target.pid,
+        },
+        "capacity": result.capacity,
+        "binding": result.binding.name if result.binding else None,
+        "limits": [_reading_document(r) for r in result.readings],
+        "per_thread_bytes": cost.total if cost else None,
+        "per_thread": (
+            {"total": cost.total, **asdict(cost)} if cost else None
+        ),
+    }
+
+
+def _reading_document(reading: Reading) -> dict[str, Any]:
+    return {
+        "name": reading.name,
+        "status": reading.status.value,
+        "current": reading.current,
+        "in_use": reading.in_use,
+        "allows": reading.allows,
+        "needed": reading.needed,
+        "fix": asdict(reading.fix) if reading.fix else None,
+        "note": reading.note,
+    }
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout."""
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def summary_line(result: Assessment) -> str:
+    """ "can start ~32,461 more threads; binding limit: kernel.pid_max = 32768"."""
+    binding = result.binding
+    if binding is None or result.capacity is None:
+        return "no limit that could be read bounds the thread count"
+    return (
+        f"can start ~{result.capacity:,} more threads; binding limit: "
+        f"{binding.name} = {_value(binding.name, binding.current)}"
+    )
+
+
+def print_assessment(result: Assessment) -> None:
+    """The check report: a table of limits, the capacity line, then each fix in full."""
+    from rich.console import Console  # noqa: PLC0415 - rich stays off the --json path
+    from rich.table import Table  # noqa: PLC0415
+
+    console = Console(highlight=False)
+    table = Table(
+        title=(
+            f"Can this host run {result.target.threads:,} threads"
+            f" of {format_size(result.stack_bytes)} stack?"
+        ),
+        title_justify="left",
+    )
+    numeric = ("current", "in use", "needed", "allows")
+    for column in ("limit", *numeric, "status"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for r in result.readings:
+        read = r.status is not Status.UNKNOWN
+        table.add_row(
+            r.name,
+            _value(r.name, r.current) if read else "?",
+            _value(r.name, r.in_use) if r.in_use is not None else "",
+            _value(r.name, r.needed) if r.needed is not None and r.fix else "",
+            format_count(r.allows) if read else "?",
+            f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
+        )
+    console.print(table)
+    console.print(summary_line(result), style="bold")
+    cost = result.cost
+    if cost is not None:
+        how = "measured" if cost.measured else "estimated; --calibrate measures it"
+        console.print(
+            f"memory per thread: {format_size(cost.total)} ({how}): kernel stack"
+            f" {format_size(cost.kernel_stack)}, page tables {format_size(cost.page_tables)},"
+            f" slab {format_size(cost.slab)}, user pages {format_size(cost.rss)}"
+        )
+    failing = [r for r in result.readings if r.fix is not None]
+    if failing:
+        console.print(f"\nTo run {result.target.threads:,} threads:")
+    for r in failing:
+        assert r.fix is not None  # noqa: S101 - filtered above; narrows the type
+        console.print(f"  [bold]{r.name}[/]: {r.fix.now}")
+        if r.fix.persist:
+            console.print(f"    persist: {r.fix.persist}")
+        console.print(f"    takes effect: {r.fix.takes_effect}")
+        if r.note:
+            console.print(f"    note: {r.note}")
+    for r in result.unknown:
+        console.print(f"[yellow]unknown[/]: {r.name}: {r.note}")
+    notes = [r for r in result.readings if r.status is Status.OK and r.note]
+    if notes:
+        console.print("\nnotes:", style="dim")
+    for r in notes:
+        console.print(f"  {r.name}: {r.note}", style="dim")
+    verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
+    console.print(f"\n{verdict} for {result.target.threads:,} threads")
+
+
+def _value(name: str, value: int | None) -> str:
+    if value is None:
+        return "unlimited"
+    return format_size(value) if name in _BYTES else f"{value:,}"

@@ -1,0 +1,51 @@
+"""Parse and format sizes and counts the way operators write them."""
+
+from __future__ import annotations
+
+import re
+
+from sysprep.errors import BadInputError
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+TIB = 1024 * GIB
+
+_SUFFIXES = {"": 1, "K": KIB, "M": MIB, "G": GIB, "T": TIB}
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in "256K", "8M", "8MiB", "2g" or "4096"; binary multiples, as ulimit and glibc."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise BadInputError(
+            f"invalid size {text!r}: use a number of bytes with an optional K, M, G or T suffix"
+            " (e.g. 256K, 8M)"
+        )
+    size = int(match[1]) * _SUFFIXES[match[2].upper()]
+    if size <= 0:
+        raise BadInputError(f"invalid size {text!r}: must be greater than zero")
+    return size
+
+
+def parse_count(text: str, *, what: str) -> int:
+    """A positive count, accepting "1000000", "1_000_000" and "1,000,000"."""
+    cleaned = text.strip().replace("_", "").replace(",", "")
+    if not cleaned.isdigit() or int(cleaned) <= 0:
+        raise BadInputError(f"invalid {what} {text!r}: must be a whole number greater than zero")
+    return int(cleaned)
+
+
+def format_size(size: int) -> str:
+    """ "8 MiB", "16 KiB", "1.5 GiB": the largest unit that keeps the number ≥ 1."""
+    for unit, factor in (("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+def format_count(count: int | None) -> str:
+    """ "1,000,000", or "unlimited" for None."""
+    return "unlimited" if count is None else f"{count:,}"
