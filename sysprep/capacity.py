@@ -65,7 +65,7 @@ def check(
 ) -> Assessment:
     """Read every limit of *host* for *target* (read-only) and assess them."""
     if limits is None:
-        from sysprep.limits import ALL_LIMITS  # noqa: PLC0415 - the registry imports every limit
+        from sysprep.limits import ALL_LIMITS
 
         limits = ALL_LIMITS
     inspection = Inspection(host, target, cost)

@@ -37,7 +37,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class CgroupEntry:
-    """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2 has id 0, no controllers)."""
+    """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2: id 0, none)."""
 
     hierarchy: int
     controllers: frozenset[str]
@@ -78,11 +78,13 @@ class Host:
     def sysctl_path(self, key: str) -> Path:
         """/proc/sys path of a sysctl key; BadInputError for a key that would escape /proc/sys."""
         if not _SYSCTL_KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
-            raise BadInputError(f"invalid sysctl name {key!r}: use dotted names like vm.max_map_count")
+            raise BadInputError(
+                f"invalid sysctl name {key!r}: use dotted names like vm.max_map_count"
+            )
         return self.path("proc/sys") / key.translate(_DOTS_TO_SLASHES)
 
     def sysctl(self, key: str) -> str:
-        """Value of a sysctl with whitespace normalised ("4096\\t87380" == "4096 87380")."""
+        """Value of a sysctl with whitespace normalised (a tab and a space compare equal)."""
         return " ".join(self.sysctl_path(key).read_text().split())
 
     def sysctl_int(self, key: str) -> int:
@@ -117,13 +119,14 @@ class Host:
             return os.uname().machine if self.is_live else "unknown"
 
     def glibc_version(self) -> str | None:
-        """glibc version of this system ("2.36"), or None on another libc."""
+        """Glibc version of this system ("2.36"), or None on another libc."""
         if self.glibc is not None or not self.is_live:
             return self.glibc
         try:
-            name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")  # "glibc 2.36"
-        except (ValueError, OSError):
+            text = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+        except (ValueError, OSError):  # not a glibc system
             return None
+        name, _, version = text.partition(" ")
         return version if name == "glibc" else None
 
     def page_size(self) -> int:
@@ -135,7 +138,7 @@ class Host:
         raise OSError("no KernelPageSize in /proc/self/smaps")
 
     def virtual_address_bits(self) -> int | None:
-        """Virtual address bits from /proc/cpuinfo ("address sizes : 46 bits physical, 48 bits virtual")."""
+        """Virtual address bits from /proc/cpuinfo ("address sizes : ..., 48 bits virtual")."""
         for line in self.read("proc/cpuinfo").splitlines():
             if line.startswith("address sizes"):
                 match = re.search(r"(\d+) bits virtual", line)
@@ -150,7 +153,7 @@ class Host:
 
     def pids(self) -> list[int]:
         """Pids of every process visible in /proc."""
-        return [int(name) for name in os.listdir(self.path("proc")) if name.isdigit()]
+        return [int(entry.name) for entry in self.path("proc").iterdir() if entry.name.isdigit()]
 
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""
@@ -162,10 +165,14 @@ class Host:
 
     def tids(self, pid: int | str) -> list[int]:
         """Thread ids of a process (each one a pid of its own)."""
-        return [int(name) for name in os.listdir(self.path(f"proc/{pid}/task")) if name.isdigit()]
+        task = self.path(f"proc/{pid}/task")
+        return [int(entry.name) for entry in task.iterdir() if entry.name.isdigit()]
 
     def rlimits(self, pid: int | str) -> dict[str, tuple[int | None, int | None]]:
-        """Soft and hard limits from /proc/PID/limits (world-readable, unlike prlimit); None = unlimited."""
+        """Soft and hard limits from /proc/PID/limits; None is unlimited.
+
+        The file is world-readable, where prlimit(2) on another pid needs privilege.
+        """
         lines = self.read(f"proc/{pid}/limits").splitlines()
         result: dict[str, tuple[int | None, int | None]] = {}
         for line in lines[1:]:
@@ -208,14 +215,16 @@ class Host:
                     root=_unescape(fields[3]),
                     mount_point=_unescape(fields[4]),
                     fstype=tail[0],
-                    super_options=frozenset(tail[2].split(",")) if len(tail) > 2 else frozenset(),
+                    super_options=frozenset(tail[2].split(",")) if tail[2:] else frozenset(),
                 )
             )
         return mounts
 
     def cgroup_levels(self, pid: int | str, controller: str) -> list[Path] | None:
-        """Directories of a process's *controller* cgroup, leaf first, up to (not including) the
-        hierarchy root, which has no limit files; None when the controller is not enabled."""
+        """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
+
+        The walk stops below the hierarchy root, which has no limit files.
+        """
         entries = self.cgroups(pid)
         mounts = self.mounts()
         found = _find_v1(entries, mounts, controller) or self._find_v2(entries, mounts, controller)
@@ -249,7 +258,9 @@ def _find_v1(
 ) -> tuple[Mount, str] | None:
     """A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both)."""
     entry = next((e for e in entries if controller in e.controllers), None)
-    mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None)
+    mount = next(
+        (m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None
+    )
     return (mount, entry.path) if entry is not None and mount is not None else None
 
 
@@ -258,5 +269,5 @@ def _limit_value(text: str) -> int | None:
 
 
 def _unescape(text: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    r"""Mountinfo escapes space, tab, newline and backslash as octal (\040)."""
     return _OCTAL_ESCAPE.sub(lambda m: chr(int(m[1], 8)), text)

@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 # Limits whose values are bytes; the rest are counts.
 _BYTES = frozenset(
-    {"RLIMIT_STACK", "RLIMIT_AS", "RLIMIT_DATA", "MemAvailable", "memory.max", "CommitLimit",
-     "address-space"}
+    {
+        "RLIMIT_STACK",
+        "RLIMIT_AS",
+        "RLIMIT_DATA",
+        "MemAvailable",
+        "memory.max",
+        "CommitLimit",
+        "address-space",
+    }
 )
 _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
 
@@ -40,9 +47,7 @@ def assessment_document(result: Assessment) -> dict[str, Any]:
         "binding": result.binding.name if result.binding else None,
         "limits": [_reading_document(r) for r in result.readings],
         "per_thread_bytes": cost.total if cost else None,
-        "per_thread": (
-            {"total": cost.total, **asdict(cost)} if cost else None
-        ),
+        "per_thread": ({"total": cost.total, **asdict(cost)} if cost else None),
     }
 
 
@@ -66,7 +71,7 @@ def print_json(document: dict[str, Any]) -> None:
 
 
 def summary_line(result: Assessment) -> str:
-    """ "can start ~32,461 more threads; binding limit: kernel.pid_max = 32768"."""
+    """The capacity line: "can start ~32,461 more threads; binding limit: ..."."""
     binding = result.binding
     if binding is None or result.capacity is None:
         return "no limit that could be read bounds the thread count"
@@ -78,8 +83,8 @@ def summary_line(result: Assessment) -> str:
 
 def print_assessment(result: Assessment) -> None:
     """The check report: a table of limits, the capacity line, then each fix in full."""
-    from rich.console import Console  # noqa: PLC0415 - rich stays off the --json path
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     console = Console(highlight=False)
     table = Table(

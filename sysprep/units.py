@@ -38,7 +38,7 @@ def parse_count(text: str, *, what: str) -> int:
 
 
 def format_size(size: int) -> str:
-    """ "8 MiB", "16 KiB", "1.5 GiB": the largest unit that keeps the number ≥ 1."""
+    """Size with the largest unit that keeps the number ≥ 1: "8 MiB", "1.5 GiB"."""
     for unit, factor in (("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
         if size >= factor:
             value = size / factor
@@ -47,5 +47,5 @@ def format_size(size: int) -> str:
 
 
 def format_count(count: int | None) -> str:
-    """ "1,000,000", or "unlimited" for None."""
+    """Count with separators, "1,000,000"; "unlimited" for None."""
     return "unlimited" if count is None else f"{count:,}"

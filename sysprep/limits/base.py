@@ -77,7 +77,7 @@ class Reading:
     note: str = ""
 
 
-def measured(  # noqa: PLR0913 - one keyword per Reading field
+def measured(
     name: str,
     target: Target,
     *,
@@ -221,21 +221,26 @@ class Inspection:
 
     @cached_property
     def guard_bytes(self) -> int:
-        """glibc's default guard: one page, mapped on top of the stack since 2.27."""
+        """Glibc's default guard: one page, mapped on top of the stack since 2.27."""
         return self.page_size
 
     @cached_property
     def maps_per_thread(self) -> int:
-        """Mappings per thread stack: 2 (stack + PROT_NONE guard), or 1 when glibc ≥ 2.42
-        installs the guard with MADV_GUARD_INSTALL (Linux ≥ 6.13)."""
+        """Mappings per thread stack: 2 (stack + PROT_NONE guard), or 1 with madvise guards.
+
+        glibc ≥ 2.42 installs the guard with MADV_GUARD_INSTALL where Linux ≥ 6.13 has it.
+        """
         glibc = _version(self.host.glibc_version())
         kernel = _version(self.host.kernel_release())
         return 1 if glibc >= (2, 42) and kernel >= (6, 13) else 2
 
     @cached_property
     def committed_per_thread(self) -> int:
-        """Bytes of a stack charged as writable (Committed_AS, RLIMIT_DATA): the stack alone,
-        or stack and guard when glibc maps the guard writable and fences it with madvise."""
+        """Bytes of a stack charged as writable (Committed_AS, RLIMIT_DATA).
+
+        The stack alone, or stack and guard when glibc maps the guard writable and fences it
+        with madvise.
+        """
         return self.stack_bytes + (self.guard_bytes if self.maps_per_thread == 1 else 0)
 
     @cached_property

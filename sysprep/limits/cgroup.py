@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
 
@@ -30,7 +33,9 @@ class PidsMax:
                 tightest = (limit, current, level)
         if tightest is None:
             note = "no pids controller" if levels is None else "no limit on any level"
-            return measured(self.name, inspection.target, current=None, in_use=None, allows=None, note=note)
+            return measured(
+                self.name, inspection.target, current=None, in_use=None, allows=None, note=note
+            )
         limit, current, level = tightest
         needed = current + inspection.target.threads
         shown = "/" + str(level.relative_to(inspection.host.root))

@@ -12,7 +12,7 @@ LIMITS_DROP_IN = "/etc/security/limits.d/90-sysprep.conf"
 
 @dataclass(frozen=True)
 class RlimitSpelling:
-    """How one rlimit is spelled by ulimit, prlimit, limits.conf and systemd, and its unit there."""
+    """How ulimit, prlimit, limits.conf and systemd spell one rlimit, and in which unit."""
 
     ulimit: str
     prlimit: str
@@ -30,7 +30,7 @@ RLIMITS = {
 
 
 def sysctl_fix(key: str, value: int) -> Fix:
-    """sysctl -w now; a sysctl.d drop-in for boot (it sorts after systemd's 50-pid-max.conf)."""
+    """Sysctl -w now; a sysctl.d drop-in for boot (it sorts after systemd's 50-pid-max.conf)."""
     return Fix(
         setting=key,
         value=value,
@@ -41,8 +41,10 @@ def sysctl_fix(key: str, value: int) -> Fix:
 
 
 def rlimit_fix(name: str, value: int, pid: int | None) -> Fix:
-    """prlimit for a running pid, ulimit for the shell that starts the program, limits.d and
-    systemd for persistence (services do not read limits.conf: they have no PAM session)."""
+    """Prlimit for a running pid, ulimit for a new one; limits.d and systemd to persist.
+
+    systemd services do not read limits.conf: they have no PAM session.
+    """
     spelling = RLIMITS[name]
     shown = -(-value // 1024) if spelling.kib else value
     if pid is not None:

@@ -16,8 +16,8 @@ from sysprep.units import format_size
 
 # A memory cgroup limit this large means "none" (v1 prints PAGE_COUNTER_MAX in bytes).
 _UNLIMITED_BYTES = 1 << 62
-# Measured SUnreclaim per thread beyond task_struct: pid, vmap_area and friends (~1.3 KiB).
-_SLAB_BESIDES_TASK_STRUCT = 1280
+# Measured SUnreclaim per thread beyond task_struct: pid, vmap_area and friends (~1.6 KiB).
+_SLAB_BESIDES_TASK_STRUCT = 1600
 _SLAB_FALLBACK = 7 * KIB
 # x86_64 maps user space below 47 bits unless a program asks for more (5level-paging.rst).
 _X86_DEFAULT_MAP_WINDOW_BITS = 47
@@ -90,13 +90,19 @@ class MemoryCgroup:
             limit_text = (level / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text()
             if limit_text.strip() == "max" or int(limit_text) >= _UNLIMITED_BYTES:
                 continue
-            usage = int((level / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text())
+            usage = int(
+                (level / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text()
+            )
             shown = "/" + str(level.relative_to(inspection.host.root))
             if tightest is None or int(limit_text) - usage < tightest[0] - tightest[1]:
                 tightest = (int(limit_text), usage, shown)
         if tightest is None:
             return measured(
-                self.name, inspection.target, current=None, in_use=None, allows=None,
+                self.name,
+                inspection.target,
+                current=None,
+                in_use=None,
+                allows=None,
                 note="no memory cgroup limit",
             )
         limit, usage, shown = tightest
@@ -133,7 +139,11 @@ class CommitLimit:
         limit, committed = meminfo["CommitLimit"], meminfo["Committed_AS"]
         if mode != 2:  # noqa: PLR2004 - overcommit mode 2 is "never"
             return measured(
-                self.name, inspection.target, current=limit, in_use=committed, allows=None,
+                self.name,
+                inspection.target,
+                current=limit,
+                in_use=committed,
+                allows=None,
                 note=f"vm.overcommit_memory = {mode}: stacks are not charged against it",
             )
         # __vm_enough_memory(): callers without CAP_SYS_ADMIN leave admin_reserve_kbytes;
@@ -181,7 +191,10 @@ class AddressSpace:
         fix = Fix(
             setting="thread stack size",
             value=fits,
-            now=f"use a thread stack of at most {format_size(fits)} (pthread_attr_setstacksize, ulimit -s)",
+            now=(
+                f"use a thread stack of at most {format_size(fits)}"
+                " (pthread_attr_setstacksize, ulimit -s)"
+            ),
             persist=None,
             takes_effect="when the program starts",
         )
@@ -198,8 +211,11 @@ class AddressSpace:
 
 
 def _user_address_space(inspection: Inspection) -> int:
-    """x86_64: 128 TiB (47 bits) even with 5-level paging; elsewhere the top of the highest
-    mapping (the stack sits just under TASK_SIZE) rounded up to a power of two."""
+    """Bytes of user address space: 128 TiB on x86_64, even with 5-level paging.
+
+    Elsewhere the top of the highest mapping (the stack sits just under TASK_SIZE), rounded
+    up to a power of two.
+    """
     if inspection.arch == "x86_64":
         bits = inspection.host.virtual_address_bits() or 48
         return 1 << min(bits - 1, _X86_DEFAULT_MAP_WINDOW_BITS)

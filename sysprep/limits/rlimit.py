@@ -11,7 +11,7 @@ from sysprep.units import format_size
 
 
 class Nproc:
-    """RLIMIT_NPROC: threads of the real uid, host-wide; global root and CAP_SYS_RESOURCE skip it."""
+    """RLIMIT_NPROC: threads of the real uid, host-wide; global root is exempt."""
 
     name = "RLIMIT_NPROC"
 

@@ -1,0 +1,251 @@
+"""FakeHost: a temp directory laid out like /proc, /sys and /etc, for hosts this VM is not.
+
+The defaults describe an ordinary x86_64 host with cgroup v2 and systemd, seen by a non-root
+user (uid 1000) in its login session; each setter changes one fact and returns self.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysprep.host import Host
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+SELF_PID = 4242
+_LIMIT_ROWS = {
+    "RLIMIT_STACK": ("Max stack size", "bytes"),
+    "RLIMIT_NPROC": ("Max processes", "processes"),
+    "RLIMIT_AS": ("Max address space", "bytes"),
+    "RLIMIT_DATA": ("Max data size", "bytes"),
+    "RLIMIT_NOFILE": ("Max open files", "files"),
+}
+
+
+class FakeHost:
+    """Builder of a fake host tree under *root*."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.glibc = "2.36"
+        self._meminfo: dict[str, int] = {
+            "MemTotal": 24 * GIB // KIB,
+            "MemFree": 23 * GIB // KIB,
+            "MemAvailable": 23 * GIB // KIB,
+            "KernelStack": 0,  # filled from the task count in _write_meminfo
+            "PageTables": 2048,
+            "SUnreclaim": 20000,
+            "CommitLimit": 12 * GIB // KIB,
+            "Committed_AS": 50 * MIB // KIB,
+        }
+        self._kernel_stack = 16 * KIB
+        self._extra_tasks = 0
+        self._processes: dict[int, dict[str, object]] = {}
+        sysctls = {
+            "kernel.threads-max": 192730,
+            "kernel.pid_max": 4194304,
+            "kernel.osrelease": "6.18.44",
+            "kernel.arch": "x86_64",
+            "vm.max_map_count": 65530,
+            "vm.overcommit_memory": 0,
+            "vm.user_reserve_kbytes": 131072,
+            "vm.admin_reserve_kbytes": 8192,
+        }
+        for key, value in sysctls.items():
+            self.set_sysctl(key, value)
+        self._write(
+            "proc/cpuinfo", "processor\t: 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n"
+        )
+        self._write("sys/kernel/slab/task_struct/slab_size", "5888\n")
+        self._write("run/systemd/system/.keep", "")
+        for pid in (1, 2, 3, 350, 900):  # init, kthreadd, a kworker, two daemons
+            self.add_process(pid, uid=0)
+        self.add_process(SELF_PID, uid=1000)
+        (self.root / "proc/self").symlink_to(str(SELF_PID))
+        self.set_page_size(4 * KIB)
+        self.set_maps(SELF_PID, count=120)
+        self.use_cgroup_v2("/user.slice/user-1000.slice/session-1.scope")
+        self._write_meminfo()
+
+    @property
+    def host(self) -> Host:
+        """The Host that reads this tree."""
+        return Host(self.root, glibc=self.glibc)
+
+    def _write(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    # --- host-wide facts
+
+    def set_sysctl(self, key: str, value: object) -> FakeHost:
+        """Write /proc/sys/<key>."""
+        self._write("proc/sys/" + key.replace(".", "/"), f"{value}\n")
+        return self
+
+    def set_meminfo(self, **kib: int) -> FakeHost:
+        """Set /proc/meminfo fields, in kB as the kernel prints them."""
+        self._meminfo.update(kib)
+        self._write_meminfo()
+        return self
+
+    def set_kernel_stack(self, size: int) -> FakeHost:
+        """THREAD_SIZE of this kernel: KernelStack grows by it per task."""
+        self._kernel_stack = size
+        self._write_meminfo()
+        return self
+
+    def add_tasks(self, count: int) -> FakeHost:
+        """Tasks that /proc/loadavg counts but /proc does not list (e.g. hidepid)."""
+        self._extra_tasks += count
+        self._write_meminfo()
+        return self
+
+    def set_page_size(self, size: int) -> FakeHost:
+        """Base page size, as /proc/self/smaps reports it."""
+        self._write(
+            f"proc/{SELF_PID}/smaps",
+            f"00400000-00401000 r-xp 0 0:0 0 /bin/x\nKernelPageSize: {size // KIB} kB\n",
+        )
+        return self
+
+    def _tasks(self) -> int:
+        threads = sum(int(p["threads"]) for p in self._processes.values())  # type: ignore[call-overload]
+        return threads + self._extra_tasks
+
+    def _write_meminfo(self) -> None:
+        self._meminfo["KernelStack"] = self._tasks() * self._kernel_stack // KIB
+        self._write("proc/meminfo", "".join(f"{k}: {v} kB\n" for k, v in self._meminfo.items()))
+        self._write("proc/loadavg", f"0.00 0.01 0.05 1/{self._tasks()} 4321\n")
+
+    # --- processes
+
+    def add_process(
+        self,
+        pid: int,
+        *,
+        uid: int,
+        threads: int = 1,
+        tids: list[int] | None = None,
+        caps: int = 0,
+        vm_size: int = 300 * MIB,
+        vm_data: int = 100 * MIB,
+    ) -> FakeHost:
+        """A process with its status, limits and task directory."""
+        tids = tids or [pid, *range(pid + 1, pid + threads)]
+        self._processes[pid] = {"threads": len(tids)}
+        self._write(
+            f"proc/{pid}/status",
+            f"Name:\tfake\nPid:\t{pid}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+            f"VmSize:\t{vm_size // KIB} kB\nVmData:\t{vm_data // KIB} kB\n"
+            f"Threads:\t{len(tids)}\nCapEff:\t{caps:016x}\n",
+        )
+        for tid in tids:
+            (self.root / f"proc/{pid}/task/{tid}").mkdir(parents=True, exist_ok=True)
+        self._write(f"proc/{pid}/cgroup", "0::/system.slice/fake.service\n")
+        self.set_maps(pid, count=40)
+        self.set_limits(pid)
+        self._write_meminfo()
+        return self
+
+    def set_limits(self, pid: int = SELF_PID, **limits: tuple[int | None, int | None]) -> FakeHost:
+        """/proc/PID/limits; unnamed limits keep ordinary defaults; None = unlimited."""
+        values: dict[str, tuple[int | None, int | None]] = {
+            "RLIMIT_STACK": (8 * MIB, None),
+            "RLIMIT_NPROC": (96365, 96365),
+            "RLIMIT_AS": (None, None),
+            "RLIMIT_DATA": (None, None),
+            "RLIMIT_NOFILE": (1024, 524288),
+        }
+        path = self.root / f"proc/{pid}/limits"
+        if path.exists():
+            values.update(self._read_limits(path))
+        values.update(limits)
+        rows = ["Limit                     Soft Limit           Hard Limit           Units     "]
+        for name, (title, unit) in _LIMIT_ROWS.items():
+            soft, hard = (("unlimited" if v is None else str(v)) for v in values[name])
+            rows.append(f"{title:<26}{soft:<21}{hard:<21}{unit}")
+        self._write(f"proc/{pid}/limits", "\n".join(rows) + "\n")
+        return self
+
+    @staticmethod
+    def _read_limits(path: Path) -> dict[str, tuple[int | None, int | None]]:
+        host = Host(path.parent.parent.parent)
+        return host.rlimits(path.parent.name)
+
+    def set_maps(self, pid: int, *, count: int, top: int = 0x7FFD_0000_0000) -> FakeHost:
+        """/proc/PID/maps with *count* mappings, the highest ending at *top*."""
+        lines = [
+            f"{0x40_0000 + i * 0x1000:x}-{0x40_0000 + (i + 1) * 0x1000:x} r--p 0 0:0 0"
+            for i in range(count - 1)
+        ]
+        lines.append(f"{top - 0x21000:x}-{top:x} rw-p 0 0:0 0 [stack]")
+        self._write(f"proc/{pid}/maps", "\n".join(lines) + "\n")
+        return self
+
+    # --- cgroups
+
+    def use_cgroup_v2(self, path: str, controllers: str = "cpu memory pids") -> FakeHost:
+        """A pure cgroup v2 host (systemd's default): one hierarchy at /sys/fs/cgroup."""
+        self._write(f"proc/{SELF_PID}/cgroup", f"0::{path}\n")
+        self._write(
+            "proc/self/mountinfo",
+            "22 1 0:21 / /sys rw - sysfs sysfs rw\n"
+            "30 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        )
+        top = self.root / "sys/fs/cgroup"
+        self._write("sys/fs/cgroup/cgroup.controllers", controllers + "\n")
+        self._write("sys/fs/cgroup/cgroup.procs", "")
+        level = top
+        for part in path.strip("/").split("/"):
+            level /= part
+            level.mkdir(parents=True, exist_ok=True)
+            (level / "cgroup.procs").write_text("")
+            if "pids" in controllers.split():
+                (level / "pids.max").write_text("max\n")
+                (level / "pids.current").write_text("1\n")
+            if "memory" in controllers.split():
+                (level / "memory.max").write_text("max\n")
+                (level / "memory.current").write_text(f"{100 * MIB}\n")
+        return self
+
+    def use_cgroup_v1(self, path: str) -> FakeHost:
+        """A v1 host: pids and memory hierarchies of their own, like this VM."""
+        self._write(
+            f"proc/{SELF_PID}/cgroup",
+            f"5:pids:{path}\n4:memory:{path}\n1:name=systemd:{path}\n0::/\n",
+        )
+        self._write(
+            "proc/self/mountinfo",
+            "25 24 0:22 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+            "26 24 0:23 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+            "27 24 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        )
+        self._write("sys/fs/cgroup/unified/cgroup.controllers", "\n")
+        for controller in ("pids", "memory"):
+            level = self.root / "sys/fs/cgroup" / controller
+            level.mkdir(parents=True, exist_ok=True)
+            (level / "cgroup.procs").write_text("")
+            for part in path.strip("/").split("/"):
+                level /= part
+                level.mkdir(exist_ok=True)
+                (level / "cgroup.procs").write_text("")
+                if controller == "pids":
+                    (level / "pids.max").write_text("max\n")
+                    (level / "pids.current").write_text("1\n")
+                else:
+                    (level / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+                    (level / "memory.usage_in_bytes").write_text(f"{100 * MIB}\n")
+        return self
+
+    def set_cgroup_file(self, relative: str, value: object) -> FakeHost:
+        """Write one cgroup file, e.g. ("pids", "user.slice/pids.max") under /sys/fs/cgroup."""
+        path = self.root / "sys/fs/cgroup" / relative
+        path.write_text(f"{value}\n")
+        return self

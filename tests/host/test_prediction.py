@@ -1,0 +1,271 @@
+"""On the real kernel: check's capacity matches the native threads a process really starts.
+
+Each test lowers one limit, starts the threads probe paused (--wait), runs
+`sysprep check --pid <probe>` against it, lets the probe create threads until the kernel
+refuses, and requires the two numbers to agree within 1 %. Every sysctl, rlimit and cgroup
+is put back afterwards, pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from sysprep.cli import run
+from sysprep.host import Host
+from sysprep.probe_runner import probe_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.root
+
+STACK = "64K"  # small stacks keep each run to a few MiB per thousand threads
+PIDS_V1 = Path("/sys/fs/cgroup/pids")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+NOBODY = 65534
+
+
+class PausedProbe:
+    """The threads probe, started with --wait: inspect it, then let it run."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        assert process.stderr is not None
+        ready = json.loads(process.stderr.readline())
+        assert ready["event"] == "ready", ready
+        self.pid: int = ready["pid"]
+
+    def go(self) -> dict[str, Any]:
+        out, err = self.process.communicate("go\n", timeout=120)
+        assert self.process.returncode in (0, 1), err
+        return dict(json.loads(out))
+
+
+@contextmanager
+def paused_probe(
+    count: int,
+    *,
+    python: str = sys.executable,
+    probe: Path | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> Iterator[PausedProbe]:
+    command = [
+        python,
+        str(probe or probe_path("threads")),
+        "--count",
+        str(count),
+        "--stack",
+        STACK,
+        "--wait",
+        "--json",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - rlimits and uid must be set before exec
+    )
+    try:
+        yield PausedProbe(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def check_pid(pid: int, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    run(["check", "--pid", str(pid), "--stack", STACK, "--json"])
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def assert_agree(predicted: dict[str, Any], result: dict[str, Any], binding: str) -> None:
+    print(f"{binding}: check {predicted['capacity']}, probe held {result['held']}")
+    assert predicted["binding"] == binding, predicted["binding"]
+    capacity, held = predicted["capacity"], result["held"]
+    assert result["errno"] == "EAGAIN", result
+    assert abs(held - capacity) <= capacity / 100, f"check said {capacity}, probe held {held}"
+
+
+def test_pid_max(
+    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kernel.pid_max: free pid numbers in [300, pid_max)."""
+    sysctls("kernel.pid_max", 6000)
+    with paused_probe(20_000) as probe:
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, "kernel.pid_max")
+
+
+def test_threads_max(
+    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kernel.threads-max: every task on the host counts."""
+    sysctls("kernel.threads-max", Host().tasks_total() + 4000)
+    with paused_probe(20_000) as probe:
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, "kernel.threads-max")
+
+
+def test_max_map_count(
+    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vm.max_map_count: two mappings per thread stack on this glibc."""
+    sysctls("vm.max_map_count", 9000)
+    with paused_probe(20_000) as probe:
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, "vm.max_map_count")
+    assert result["maps_per_thread"] == 2
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    """A fresh v1 pids cgroup, removed afterwards (its tasks are gone by then)."""
+    if not (PIDS_V1 / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids hierarchy on this host")
+    path = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        path.rmdir()
+
+
+def test_pids_cgroup(pids_cgroup: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pids.max: the probe's cgroup lets 3000 tasks in, the probe itself being one."""
+    (pids_cgroup / "pids.max").write_text("3000\n")
+    with paused_probe(20_000) as probe:
+        (pids_cgroup / "cgroup.procs").write_text(f"{probe.pid}\n")
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, "pids.max")
+    assert predicted["capacity"] == 2999
+
+
+@pytest.fixture
+def probe_for_nobody() -> Iterator[Path]:
+    """A copy of the probe that uid 65534 can read (the checkout may sit under /root)."""
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("no /usr/bin/python3 for an unprivileged child")
+    directory = Path(tempfile.mkdtemp(prefix="sysprep-probe-"))
+    try:
+        directory.chmod(0o755)
+        copy = directory / "threads.py"
+        shutil.copyfile(probe_path("threads"), copy)
+        copy.chmod(0o644)
+        yield copy
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_rlimit_nproc_as_non_root(
+    probe_for_nobody: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RLIMIT_NPROC: a non-root uid's threads, host-wide, against its soft limit."""
+    limit = 2500
+
+    def become_nobody() -> None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    with paused_probe(
+        20_000, python=str(SYSTEM_PYTHON), probe=probe_for_nobody, preexec=become_nobody
+    ) as probe:
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, "RLIMIT_NPROC")
+
+
+def _vm_limit_test(
+    resource_id: int, field: str, binding: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with paused_probe(20_000) as probe:
+        status = Host().status(probe.pid)
+        limit = int(status[field].split()[0]) * 1024 + 200 * 1024 * 1024
+        resource.prlimit(probe.pid, resource_id, (limit, limit))
+        predicted = check_pid(probe.pid, capsys)
+        result = probe.go()
+    assert_agree(predicted, result, binding)
+
+
+def test_rlimit_as(capsys: pytest.CaptureFixture[str]) -> None:
+    """RLIMIT_AS: 200 MiB above the probe's VmSize, stack + guard per thread."""
+    _vm_limit_test(resource.RLIMIT_AS, "VmSize", "RLIMIT_AS", capsys)
+
+
+def test_rlimit_data(capsys: pytest.CaptureFixture[str]) -> None:
+    """RLIMIT_DATA: 200 MiB above the probe's VmData; thread stacks are data mappings."""
+    _vm_limit_test(resource.RLIMIT_DATA, "VmData", "RLIMIT_DATA", capsys)
+
+
+def test_calibrate_measures_about_35_kib(capsys: pytest.CaptureFixture[str]) -> None:
+    """--calibrate starts real threads: the measured cost is the kernel's, ~35 KiB on x86_64."""
+    run(["check", "--calibrate", "--threads", "1000", "--json"])
+    per_thread = json.loads(capsys.readouterr().out)["per_thread"]
+    assert per_thread["measured"] is True
+    assert per_thread["kernel_stack"] == 16 * 1024  # THREAD_SIZE on x86_64
+    assert 20 * 1024 <= per_thread["total"] <= 80 * 1024
+
+
+def _check_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `sysprep check` as uid 65534.
+
+    A first run, still as root, against an empty tree imports every module, so the checkout
+    and the interpreter need not be readable by that user.
+    """
+    code = (
+        "import contextlib, io, os, sys, sysprep.cli\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        f"    sysprep.cli.run(['--root', '/nonexistent', 'check', *{list(args)!r}])\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        f"sys.exit(sysprep.cli.run({['check', *args]!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+
+
+def test_check_as_non_root_reads_every_limit() -> None:
+    """As uid 65534, check needs no privilege: no limit is unknown, and NPROC applies."""
+    completed = _check_as_nobody("--json")
+    assert completed.returncode in (0, 1), completed.stderr
+    document = json.loads(completed.stdout)
+    unknown = [limit["name"] for limit in document["limits"] if limit["status"] == "unknown"]
+    assert unknown == []
+    nproc = next(limit for limit in document["limits"] if limit["name"] == "RLIMIT_NPROC")
+    assert nproc["note"] == f"threads of uid {NOBODY}"
+
+
+def test_unreadable_pid_needs_root() -> None:
+    """As uid 65534, --pid 1 cannot be read: exit 3 and one line naming the file."""
+    completed = _check_as_nobody("--pid", "1", "--json")
+    assert completed.returncode == 3
+    assert completed.stdout == ""
+    assert completed.stderr.strip().splitlines() == [
+        (
+            "sysprep: error: cannot read /proc/1/maps: permission denied;"
+            " run sysprep as root or as the owner of pid 1"
+        )
+    ]

@@ -1,0 +1,334 @@
+"""Each limit on fake hosts: what it reads, the threads it allows, and the fix it gives."""
+
+from __future__ import annotations
+
+from sysprep.capacity import check
+from sysprep.limits.base import Inspection
+from sysprep.limits.base import Status
+from sysprep.limits.base import Target
+from sysprep.limits.cgroup import PidsMax
+from sysprep.limits.memory import AddressSpace
+from sysprep.limits.memory import CommitLimit
+from sysprep.limits.memory import MemAvailable
+from sysprep.limits.memory import MemoryCgroup
+from sysprep.limits.memory import estimate_cost
+from sysprep.limits.rlimit import AddressSpace as RlimitAS
+from sysprep.limits.rlimit import Data
+from sysprep.limits.rlimit import Nproc
+from sysprep.limits.rlimit import Stack
+from sysprep.limits.sysctl import MaxMapCount
+from sysprep.limits.sysctl import PidMax
+from sysprep.limits.sysctl import ThreadsMax
+from tests.fakehost import GIB
+from tests.fakehost import KIB
+from tests.fakehost import MIB
+from tests.fakehost import SELF_PID
+from tests.fakehost import FakeHost
+
+MILLION = Target(threads=1_000_000)
+
+
+def inspect(fake: FakeHost, target: Target = MILLION) -> Inspection:
+    return Inspection(fake.host, target)
+
+
+class TestThreadsMax:
+    def test_allows_threads_max_minus_every_task(self, fake: FakeHost) -> None:
+        """Headroom is threads-max minus the task count of /proc/loadavg."""
+        fake.set_sysctl("kernel.threads-max", 5000)
+        reading = ThreadsMax().read(inspect(fake))
+        tasks = fake.host.tasks_total()
+        assert (reading.current, reading.in_use, reading.allows) == (5000, tasks, 5000 - tasks)
+        assert reading.status is Status.FAILS
+
+    def test_fix_is_sized_from_the_target(self, fake: FakeHost) -> None:
+        """The fix raises threads-max to the tasks in use plus the target."""
+        fake.set_sysctl("kernel.threads-max", 5000)
+        reading = ThreadsMax().read(inspect(fake))
+        assert reading.fix is not None
+        assert reading.fix.value == fake.host.tasks_total() + 1_000_000
+        assert reading.fix.now == f"sysctl -w kernel.threads-max={reading.fix.value}"
+        assert "/etc/sysctl.d/" in (reading.fix.persist or "")
+
+    def test_ok_reading_carries_no_fix(self, fake: FakeHost) -> None:
+        """A limit that allows the target needs nothing done."""
+        reading = ThreadsMax().read(inspect(fake, Target(threads=100)))
+        assert reading.status is Status.OK
+        assert reading.fix is None
+
+
+class TestPidMax:
+    def test_pids_come_from_300_up(self, fake: FakeHost) -> None:
+        """Usable pids are [300, pid_max) minus the tids already in that range."""
+        fake.set_sysctl("kernel.pid_max", 32768)
+        reading = PidMax().read(inspect(fake))
+        # tids 350, 900 and 4242 (self) are in range; 1, 2, 3 are below 300.
+        assert reading.in_use == 3
+        assert reading.allows == 32768 - 300 - 3
+
+    def test_threads_count_one_pid_each(self, fake: FakeHost) -> None:
+        """Every thread of a process holds a pid of its own."""
+        fake.set_sysctl("kernel.pid_max", 32768).add_process(5000, uid=0, threads=400)
+        assert PidMax().read(inspect(fake)).in_use == 3 + 400
+
+    def test_tids_above_pid_max_do_not_count(self, fake: FakeHost) -> None:
+        """A lowered pid_max leaves older, larger pids outside the range it hands out."""
+        fake.set_sysctl("kernel.pid_max", 1000)
+        assert PidMax().read(inspect(fake)).in_use == 2  # 350 and 900; 4242 is above
+
+    def test_hidden_tasks_are_assumed_in_range(self, fake: FakeHost) -> None:
+        """With hidepid, tasks in /proc/loadavg but not in /proc still hold pids."""
+        fake.set_sysctl("kernel.pid_max", 32768).add_tasks(50)
+        assert PidMax().read(inspect(fake)).in_use == 3 + 50
+
+    def test_fix_caps_at_the_64_bit_limit(self, fake: FakeHost) -> None:
+        """pid_max cannot pass 4194304; the fix says so instead of asking for more."""
+        fake.set_sysctl("kernel.pid_max", 32768)
+        reading = PidMax().read(inspect(fake, Target(threads=5_000_000)))
+        assert reading.fix is not None
+        assert reading.fix.value == 4194304
+        assert "at most 4,194,304" in reading.note
+
+
+class TestMaxMapCount:
+    def test_two_mappings_per_thread_on_older_glibc(self, fake: FakeHost) -> None:
+        """glibc ≤ 2.41 maps a PROT_NONE guard and the stack: two mappings per thread."""
+        fake.set_sysctl("vm.max_map_count", 65530)
+        reading = MaxMapCount().read(inspect(fake))
+        assert reading.in_use == 120
+        assert reading.allows == (65530 - 120) // 2
+        assert reading.needed == 120 + 2 * 1_000_000
+
+    def test_one_mapping_with_madvise_guards(self, fake: FakeHost) -> None:
+        """glibc ≥ 2.42 on Linux ≥ 6.13 installs the guard with madvise: one mapping."""
+        fake.glibc = "2.42"
+        assert MaxMapCount().read(inspect(fake)).allows == 65530 - 120
+
+    def test_madvise_guards_need_a_new_kernel_too(self, fake: FakeHost) -> None:
+        """glibc 2.42 falls back to a PROT_NONE guard on kernels before 6.13."""
+        fake.glibc = "2.42"
+        fake.set_sysctl("kernel.osrelease", "6.12.9")
+        assert MaxMapCount().read(inspect(fake)).allows == (65530 - 120) // 2
+
+    def test_judges_the_given_pid(self, fake: FakeHost) -> None:
+        """--pid counts the mappings of that process, not sysprep's."""
+        fake.add_process(7000, uid=1000).set_maps(7000, count=60000)
+        reading = MaxMapCount().read(inspect(fake, Target(threads=10, pid=7000)))
+        assert reading.allows == (65530 - 60000) // 2
+
+
+class TestNproc:
+    def test_counts_threads_of_the_real_uid_host_wide(self, fake: FakeHost) -> None:
+        """A non-root caller: every task of its uid, threads included, counts."""
+        fake.add_process(6000, uid=1000, threads=30).add_process(6100, uid=1001, threads=9)
+        fake.set_limits(RLIMIT_NPROC=(4096, 4096))
+        reading = Nproc().read(inspect(fake))
+        assert reading.in_use == 1 + 30  # sysprep itself and the 30 threads of pid 6000
+        assert reading.allows == 4096 - 31
+        assert reading.fix is not None
+        assert reading.fix.now.startswith("ulimit -u ")
+        assert "limits.d" in (reading.fix.persist or "")
+
+    def test_root_is_exempt(self, fake: FakeHost) -> None:
+        """Global root never meets RLIMIT_NPROC (kernel/fork.c)."""
+        fake.add_process(7000, uid=0).set_limits(7000, RLIMIT_NPROC=(10, 10))
+        reading = Nproc().read(inspect(fake, Target(threads=100, pid=7000)))
+        assert reading.allows is None
+        assert reading.status is Status.OK
+        assert reading.note == "root is exempt"
+
+    def test_cap_sys_resource_is_exempt(self, fake: FakeHost) -> None:
+        """A non-root process with CAP_SYS_RESOURCE is exempt too."""
+        fake.add_process(7000, uid=1000, caps=1 << 24).set_limits(7000, RLIMIT_NPROC=(10, 10))
+        assert Nproc().read(inspect(fake, Target(threads=100, pid=7000))).allows is None
+
+    def test_fix_for_a_pid_uses_prlimit(self, fake: FakeHost) -> None:
+        """A running process is fixed with prlimit on its pid."""
+        fake.add_process(7000, uid=1000).set_limits(7000, RLIMIT_NPROC=(100, 100))
+        reading = Nproc().read(inspect(fake, Target(threads=1000, pid=7000)))
+        assert reading.fix is not None
+        assert reading.fix.now == f"prlimit --pid 7000 --nproc={reading.needed}"
+
+
+class TestPidsCgroup:
+    def test_limit_on_an_ancestor_binds(self, fake: FakeHost) -> None:
+        """cgroup v2: a TasksMax on the user slice bounds the session scope below it."""
+        slice_ = "user.slice/user-1000.slice"
+        fake.set_cgroup_file(f"{slice_}/pids.max", 10813).set_cgroup_file(
+            f"{slice_}/pids.current", 213
+        )
+        fake.set_cgroup_file(f"{slice_}/session-1.scope/pids.max", 50000)
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.in_use, reading.allows) == (10813, 213, 10600)
+        assert reading.note == f"/sys/fs/cgroup/{slice_}"
+
+    def test_systemd_unit_fix_uses_tasks_max(self, fake: FakeHost) -> None:
+        """Where systemd runs, the fix is the unit's TasksMax."""
+        fake.set_cgroup_file("user.slice/user-1000.slice/pids.max", 10813)
+        reading = PidsMax().read(inspect(fake))
+        assert reading.fix is not None
+        assert reading.fix.now == (
+            f"systemctl set-property --runtime user-1000.slice TasksMax={1 + 1_000_000}"
+        )
+
+    def test_v1_hierarchy_without_systemd(self, fake: FakeHost) -> None:
+        """cgroup v1 (a container runtime's cgroup): the fix writes pids.max itself."""
+        fake.use_cgroup_v1("/docker/abc123")
+        fake.set_cgroup_file("pids/docker/abc123/pids.max", 4096)
+        fake.set_cgroup_file("pids/docker/abc123/pids.current", 96)
+        reading = PidsMax().read(inspect(fake))
+        assert reading.allows == 4000
+        assert reading.fix is not None
+        assert reading.fix.now == "echo 1000096 > /sys/fs/cgroup/pids/docker/abc123/pids.max"
+
+    def test_no_limit_anywhere(self, fake: FakeHost) -> None:
+        """ "max" on every level cannot bind."""
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.allows, reading.status) == (None, Status.OK)
+
+    def test_controller_not_enabled(self, fake: FakeHost) -> None:
+        """A v2 hierarchy without the pids controller cannot bind either."""
+        fake.use_cgroup_v2("/user.slice", controllers="cpu memory")
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.allows, reading.note) == (None, "no pids controller")
+
+
+class TestMemory:
+    def test_x86_64_estimate_is_about_35_kib(self, fake: FakeHost) -> None:
+        """16 KiB kernel stack + 4 KiB page tables + slab + two user pages (DESIGN.md)."""
+        cost = estimate_cost(inspect(fake))
+        assert (cost.kernel_stack, cost.page_tables, cost.rss) == (16 * KIB, 4 * KIB, 8 * KIB)
+        assert 34 * KIB <= cost.total <= 37 * KIB
+
+    def test_arm64_64k_pages(self, fake: FakeHost) -> None:
+        """64K-page arm64: 64 KiB kernel stacks and 64 KiB user pages."""
+        fake.set_sysctl("kernel.arch", "aarch64").set_kernel_stack(64 * KIB).set_page_size(
+            64 * KIB
+        )
+        cost = estimate_cost(inspect(fake))
+        assert (cost.kernel_stack, cost.rss) == (64 * KIB, 128 * KIB)
+
+    def test_small_stacks_share_page_tables(self, fake: FakeHost) -> None:
+        """One PTE page maps 2 MiB: 64 KiB stacks share it 31 ways."""
+        cost = estimate_cost(inspect(fake, Target(threads=1, stack_bytes=64 * KIB)))
+        assert cost.page_tables == 4096 * (68 * KIB) // (2 * MIB)
+
+    def test_mem_available_keeps_a_floor(self, fake: FakeHost) -> None:
+        """Threads may use MemAvailable down to 5 % of RAM (at least 512 MiB), no further."""
+        fake.set_meminfo(MemAvailable=4 * GIB // KIB)
+        inspection = inspect(fake)
+        reading = MemAvailable().read(inspection)
+        floor = 24 * GIB // 20
+        assert reading.allows == (4 * GIB - floor) // estimate_cost(inspection).total
+
+    def test_memory_cgroup_limit_binds(self, fake: FakeHost) -> None:
+        """A memory.max on the slice bounds threads: kernel memory is charged to it."""
+        fake.set_cgroup_file("user.slice/memory.max", 2 * GIB)
+        fake.set_cgroup_file("user.slice/memory.current", GIB)
+        inspection = inspect(fake)
+        reading = MemoryCgroup().read(inspection)
+        assert reading.allows == GIB // estimate_cost(inspection).total
+
+    def test_v1_unlimited_memory_cgroup(self, fake: FakeHost) -> None:
+        """v1's PAGE_COUNTER_MAX means no limit."""
+        fake.use_cgroup_v1("/process_api/abc")
+        assert MemoryCgroup().read(inspect(fake)).allows is None
+
+
+class TestCommitLimit:
+    def test_only_binds_under_overcommit_2(self, fake: FakeHost) -> None:
+        """Modes 0 and 1 never refuse a thread stack."""
+        assert CommitLimit().read(inspect(fake)).allows is None
+
+    def test_mode_2_charges_each_stack(self, fake: FakeHost) -> None:
+        """Mode 2: (CommitLimit - Committed_AS - reserves) / stack; admin reserve if non-root."""
+        fake.set_sysctl("vm.overcommit_memory", 2)
+        reading = CommitLimit().read(inspect(fake))
+        reserve = min(300 * MIB // 32, 131072 * KIB) + 8192 * KIB
+        assert reading.allows == (12 * GIB - 50 * MIB - reserve) // (8 * MIB)
+        assert reading.status is Status.FAILS
+        assert reading.fix is not None
+        assert "vm.overcommit_memory=0" in reading.fix.now
+
+    def test_madvise_guard_is_charged_too(self, fake: FakeHost) -> None:
+        """glibc ≥ 2.42 maps the guard writable: stack and guard are both charged."""
+        fake.glibc = "2.42"
+        fake.set_sysctl("vm.overcommit_memory", 2)
+        reading = CommitLimit().read(inspect(fake))
+        reserve = min(300 * MIB // 32, 131072 * KIB) + 8192 * KIB
+        assert reading.allows == (12 * GIB - 50 * MIB - reserve) // (8 * MIB + 4 * KIB)
+
+
+class TestRlimits:
+    def test_unlimited_stack_gives_2_mib_on_x86_64(self, fake: FakeHost) -> None:
+        """glibc's ARCH_STACK_DEFAULT_SIZE applies when RLIMIT_STACK is unlimited."""
+        fake.set_limits(RLIMIT_STACK=(None, None))
+        assert inspect(fake).stack_bytes == 2 * MIB
+
+    def test_unlimited_stack_gives_4_mib_on_ppc64le(self, fake: FakeHost) -> None:
+        """... and 4 MiB on powerpc."""
+        fake.set_limits(RLIMIT_STACK=(None, None)).set_sysctl("kernel.arch", "ppc64le")
+        assert inspect(fake).stack_bytes == 4 * MIB
+
+    def test_stack_option_wins_and_is_page_rounded(self, fake: FakeHost) -> None:
+        """--stack overrides ulimit -s; glibc rounds it up to whole pages."""
+        assert inspect(fake, Target(threads=1, stack_bytes=100_000)).stack_bytes == 25 * 4096
+
+    def test_stack_row_names_the_stack_in_use(self, fake: FakeHost) -> None:
+        """The RLIMIT_STACK row reports the stack every other limit uses."""
+        reading = Stack().read(inspect(fake))
+        assert reading.current == 8 * MIB
+        assert "8 MiB" in reading.note
+
+    def test_rlimit_as_counts_stack_and_guard(self, fake: FakeHost) -> None:
+        """RLIMIT_AS: (soft - VmSize) / (stack + guard)."""
+        fake.set_limits(RLIMIT_AS=(4 * GIB, None))
+        reading = RlimitAS().read(inspect(fake))
+        assert reading.allows == (4 * GIB - 300 * MIB) // (8 * MIB + 4 * KIB)
+
+    def test_rlimit_data_counts_the_stack(self, fake: FakeHost) -> None:
+        """RLIMIT_DATA: thread stacks are private writable mappings (Linux ≥ 4.7)."""
+        fake.set_limits(RLIMIT_DATA=(GIB, None))
+        reading = Data().read(inspect(fake))
+        assert reading.allows == (GIB - 100 * MIB) // (8 * MIB)
+
+
+class TestAddressSpace:
+    def test_x86_64_has_128_tib(self, fake: FakeHost) -> None:
+        """47 bits of user space: ~16.7 M threads of 8 MiB."""
+        reading = AddressSpace().read(inspect(fake))
+        assert reading.current == 128 * 1024 * GIB
+        assert reading.allows == (128 * 1024 * GIB - 300 * MIB) // (8 * MIB + 4 * KIB)
+
+    def test_arm64_39_bit(self, fake: FakeHost) -> None:
+        """arm64 with 39-bit VA: 512 GiB, found from where the stack sits."""
+        fake.set_sysctl("kernel.arch", "aarch64").set_maps(SELF_PID, count=50, top=0x7F_F000_0000)
+        reading = AddressSpace().read(inspect(fake))
+        assert reading.current == 512 * GIB
+        assert reading.status is Status.FAILS
+
+
+class TestUnknown:
+    def test_missing_file_is_unknown_not_a_pass(self, fake: FakeHost) -> None:
+        """A limit that cannot be read is "unknown", and the host is not ready."""
+        (fake.root / "proc/sys/kernel/pid_max").unlink()
+        result = check(fake.host, Target(threads=10))
+        reading = next(r for r in result.readings if r.name == "kernel.pid_max")
+        assert reading.status is Status.UNKNOWN
+        assert "pid_max" in reading.note
+        assert not result.ready
+
+    def test_garbage_is_unknown(self, fake: FakeHost) -> None:
+        """A value that does not parse is unknown too."""
+        fake.set_cgroup_file("user.slice/pids.max", "lots")
+        result = check(fake.host, Target(threads=10))
+        assert next(r for r in result.readings if r.name == "pids.max").status is Status.UNKNOWN
+
+    def test_every_limit_unknown_on_an_empty_tree(self, tmp_path) -> None:
+        """Nothing readable: every limit but the informational stack row is unknown."""
+        from sysprep.host import Host
+
+        result = check(Host(tmp_path), Target(threads=10))
+        assert {r.status for r in result.readings} == {Status.UNKNOWN}
+        assert result.capacity is None
+        assert not result.ready
