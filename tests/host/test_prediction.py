@@ -26,6 +26,7 @@ import pytest
 from sysprep.cli import run
 from sysprep.host import Host
 from sysprep.probe_runner import probe_path
+from tests.fakehost import FakeHost
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,19 +229,20 @@ def test_calibrate_measures_about_35_kib(capsys: pytest.CaptureFixture[str]) -> 
     assert 20 * 1024 <= per_thread["total"] <= 80 * 1024
 
 
-def _check_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+def _check_as_nobody(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run `sysprep check` as uid 65534.
 
     A first run, still as root, against an empty tree imports every module, so the checkout
     and the interpreter need not be readable by that user.
     """
+    root_option = ["--root", str(root)] if root else []
     code = (
         "import contextlib, io, os, sys, sysprep.cli\n"
         "out, err = io.StringIO(), io.StringIO()\n"
         "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
         f"    sysprep.cli.run(['--root', '/nonexistent', 'check', *{list(args)!r}])\n"
         f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
-        f"sys.exit(sysprep.cli.run({['check', *args]!r}))\n"
+        f"sys.exit(sysprep.cli.run({[*root_option, 'check', *args]!r}))\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
@@ -269,3 +271,26 @@ def test_unreadable_pid_needs_root() -> None:
             " run sysprep as root or as the owner of pid 1"
         )
     ]
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A temp directory uid 65534 can reach (pytest's own tmp_path is root-only)."""
+    directory = Path(tempfile.mkdtemp(prefix="sysprep-fake-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_unreadable_file_is_unknown_for_non_root(world_readable_dir: Path) -> None:
+    """EACCES on a limit's file (as uid 65534) makes that limit unknown, never a pass."""
+    fake = FakeHost(world_readable_dir / "host")
+    (fake.root / "proc/sys/vm/max_map_count").chmod(0o000)
+    completed = _check_as_nobody("--threads", "10", "--json", root=fake.root)
+    assert completed.returncode == 1, completed.stderr
+    limits = {limit["name"]: limit for limit in json.loads(completed.stdout)["limits"]}
+    assert limits["vm.max_map_count"]["status"] == "unknown"
+    assert "Permission denied" in limits["vm.max_map_count"]["note"]
+    assert limits["kernel.pid_max"]["status"] == "ok"
