@@ -42,7 +42,7 @@ class Assessment:
         return all(r.status is Status.OK for r in self.readings)
 
 
-def assess(target: Target, readings: Sequence[Reading]) -> tuple[int | None, Reading | None]:
+def assess(readings: Sequence[Reading]) -> tuple[int | None, Reading | None]:
     """Capacity is the smallest headroom; the limit that gives it is the binding one.
 
     Pure: limits that cannot bind (allows None) or could not be read never win.
@@ -52,7 +52,6 @@ def assess(target: Target, readings: Sequence[Reading]) -> tuple[int | None, Rea
         return None, None
     # On a tie, the limit that fails the target comes first, then registry order.
     binding = min(bounded, key=lambda r: (r.allows, r.status is Status.OK))
-    del target  # the target is already folded into each reading's status
     return binding.allows, binding
 
 
@@ -70,7 +69,7 @@ def check(
         limits = ALL_LIMITS
     inspection = Inspection(host, target, cost)
     readings = tuple(_read(limit, inspection) for limit in limits)
-    capacity, binding = assess(target, readings)
+    capacity, binding = assess(readings)
     try:
         stack = inspection.stack_bytes
         per_thread: ThreadCost | None = thread_cost(inspection)

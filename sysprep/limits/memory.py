@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
@@ -158,13 +159,7 @@ class CommitLimit:
         needed = committed + reserve + per_thread * inspection.target.threads
         fits = max((limit - committed - reserve) // inspection.target.threads, 0)
         fix = sysctl_fix("vm.overcommit_memory", 0)
-        fix = Fix(
-            setting=fix.setting,
-            value=0,
-            now=f"{fix.now}, or a thread stack of at most {format_size(fits)}",
-            persist=fix.persist,
-            takes_effect=fix.takes_effect,
-        )
+        fix = replace(fix, now=f"{fix.now}, or a thread stack of at most {format_size(fits)}")
         return measured(
             self.name,
             inspection.target,

@@ -19,7 +19,7 @@ def reading(name: str, allows: int | None, status: Status | None = None) -> Read
 
 def test_capacity_is_the_smallest_headroom() -> None:
     """The binding limit is the one that allows the fewest threads."""
-    capacity, binding = assess(TARGET, [reading("a", 5000), reading("b", 300), reading("c", None)])
+    capacity, binding = assess([reading("a", 5000), reading("b", 300), reading("c", None)])
     assert capacity == 300
     assert binding is not None
     assert binding.name == "b"
@@ -27,12 +27,12 @@ def test_capacity_is_the_smallest_headroom() -> None:
 
 def test_unbounded_limits_never_bind() -> None:
     """Limits that cannot bind leave the capacity open."""
-    assert assess(TARGET, [reading("a", None)]) == (None, None)
+    assert assess([reading("a", None)]) == (None, None)
 
 
 def test_unknown_limits_never_bind() -> None:
     """An unreadable limit is not a number to compare."""
-    capacity, binding = assess(TARGET, [reading("a", 0, Status.UNKNOWN), reading("b", 2000)])
+    capacity, binding = assess([reading("a", 0, Status.UNKNOWN), reading("b", 2000)])
     assert (capacity, binding and binding.name) == (2000, "b")
 
 
