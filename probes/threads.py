@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Hold N native threads alive at once and measure what each one costs the host.
+"""Hold N native threads alive at once, measure what each costs, name the limit that stops them.
 
 Standalone: Python standard library only, so it can be copied to a bare host and run:
 
     python3 threads.py --count 100000 --json
 
-Threads are created through ctypes with pthread_create(3); their start routine is libc's own
-sem_wait(3) on one shared semaphore, so no Python code runs in them and each one blocks in the
-kernel until released. With all of them alive the probe reads /proc/meminfo, /proc/self/status
-and /proc/self/maps, then posts the semaphore once per thread and joins them all.
+Threads are created through ctypes with pthread_create(3) and run a libc function, so no
+Python code runs in them:
 
-A memory guard keeps MemAvailable above a floor (default: 5 % of MemTotal, at least 512 MiB) so
-the OOM killer never wakes. SIGINT and SIGTERM stop creation; every thread is still released.
+- hold (default): the start routine is sem_wait(3) on one shared semaphore, so every thread
+  blocks in the kernel until released. With all N alive the probe reads /proc/meminfo,
+  /proc/self/status and /proc/self/maps, then posts the semaphore N times and joins them all.
+- seed: the start routine is sleep(3) of 1 s and every thread is joined at the end, as in the
+  blog post sysprep grew from; the probe reports how many were ever alive at once.
 
-Exit status: 0 the target was reached, 1 a limit or the memory guard stopped it, 2 bad arguments.
+When pthread_create fails (always EAGAIN, whatever ran out), the probe compares the counters
+with every limit and names the one that bit in "stopped_by", with the names `sysprep check`
+uses. A memory guard stops creation before MemAvailable falls below a floor (default: 5 % of
+MemTotal, at least 512 MiB; stopped_by "memory") so the OOM killer never wakes. SIGINT and
+SIGTERM stop creation (stopped_by "signal"); every thread is still released and joined.
+
+Exit status: 0 the target was reached, 1 a limit, the memory guard or a signal stopped it,
+2 bad arguments or no usable libc.
 """
 
 from __future__ import annotations
@@ -22,22 +30,42 @@ import argparse
 import ctypes
 import errno
 import json
+import mmap
 import os
 import re
+import resource
 import signal
 import sys
 import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from typing import Any
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
 MIB = 1 << 20
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 _MULTIPLIER = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 # Big enough for pthread_attr_t and sem_t on every 64-bit glibc (56/64 and 32 bytes).
 _OPAQUE_BYTES = 128
 _MEMINFO_FIELDS = ("KernelStack", "PageTables", "SUnreclaim", "MemAvailable", "Committed_AS")
-# Threads between two MemAvailable checks: at most this many, fewer as the floor nears.
-_MAX_CHECK_INTERVAL = 4096
+# Threads between two looks at MemAvailable (and progress): fewer as the floor nears.
+_CHECK_INTERVAL = 1024
 _WORST_BYTES_PER_THREAD = 256 * 1024
+_PROGRESS_SECONDS = 0.1
+# Pid numbers are handed out from 300 up once they wrap (RESERVED_PIDS, kernel/pid.c).
+_RESERVED_PIDS = 300
+_CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
+# At vm.max_map_count no new mapping can be made, not even for a read buffer: keep a few
+# spare ones (shared anonymous pages never merge) and give them back before looking around.
+_SPARE_MAPPINGS = 16
+_MAPS_BUFFER = bytearray(1 << 16)
+
+
+# --- arguments
 
 
 def parse_size(text: str) -> int:
@@ -56,40 +84,64 @@ def parse_count(text: str) -> int:
     return int(cleaned)
 
 
+# --- reading /proc
+
+
+def read_text(path: str) -> str:
+    """The text of a small /proc or /sys file."""
+    with open(path) as f:
+        return f.read()
+
+
+def read_int(path: str) -> int:
+    """A file that holds one integer."""
+    return int(read_text(path))
+
+
 def meminfo() -> dict[str, int]:
     """/proc/meminfo in bytes."""
     info = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            fields = rest.split()
-            info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
+    for line in read_text("/proc/meminfo").splitlines():
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
     return info
 
 
-def self_status(field: str) -> int:
-    """A field of /proc/self/status ("VmRSS: 1234 kB" in bytes, "Threads: 3" as is)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                value = line.split()
-                return int(value[1]) * (1024 if value[2:] == ["kB"] else 1)
-    raise KeyError(field)
+def status(pid: int | str = "self") -> dict[str, str]:
+    """/proc/PID/status as name → raw value."""
+    result = {}
+    for line in read_text(f"/proc/{pid}/status").splitlines():
+        name, _, value = line.partition(":")
+        result[name] = value.strip()
+    return result
+
+
+def status_bytes(fields: dict[str, str], name: str) -> int:
+    """A "VmSize: 1234 kB" field in bytes."""
+    return int(fields[name].split()[0]) * 1024
 
 
 def maps_count() -> int:
-    """Mappings of this process (compared with vm.max_map_count)."""
-    with open("/proc/self/maps", "rb") as f:
-        return sum(1 for _ in f)
+    """Mappings of this process, read without allocating (see _SPARE_MAPPINGS)."""
+    count = 0
+    with open("/proc/self/maps", "rb", buffering=0) as f:
+        while n := f.readinto(_MAPS_BUFFER):
+            count += _MAPS_BUFFER.count(b"\n", 0, n)
+    return count
+
+
+def tasks_total() -> int:
+    """Every task on the host: the number after the slash in /proc/loadavg."""
+    return int(read_text("/proc/loadavg").split()[3].partition("/")[2])
 
 
 def oom_kills() -> int | None:
     """oom_kill from /proc/vmstat (Linux ≥ 4.13); it must not move during a probe."""
     try:
-        with open("/proc/vmstat") as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
+        for line in read_text("/proc/vmstat").splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
     except OSError:
         pass
     return None
@@ -99,15 +151,124 @@ def sample() -> dict[str, int]:
     """The counters a thread moves: meminfo fields, user RSS, mappings."""
     info = meminfo()
     values = {name: info.get(name, 0) for name in _MEMINFO_FIELDS}
-    values["VmRSS"] = self_status("VmRSS")
+    values["VmRSS"] = status_bytes(status(), "VmRSS")
     values["maps"] = maps_count()
     return values
 
 
-class Pthreads:
-    """pthread_create/sem_wait/sem_post/pthread_join through ctypes; no Python in the threads."""
+def memory_floor(requested: int | None) -> int:
+    """MemAvailable to keep: as asked, else 5 % of MemTotal and at least 512 MiB."""
+    return requested if requested is not None else max(meminfo()["MemTotal"] // 20, 512 * MIB)
 
-    def __init__(self, stack: int | None) -> None:
+
+# --- naming the limit that bit
+
+
+def _every_task() -> tuple[list[int], dict[int, int]]:
+    """Every tid on the host, and tasks per real uid."""
+    tids: list[int] = []
+    by_uid: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fields = status(name)
+            threads = int(fields["Threads"])
+            if threads == 1:
+                tids.append(int(name))
+            else:
+                tids.extend(int(tid) for tid in os.listdir(f"/proc/{name}/task"))
+        except (OSError, KeyError, ValueError):  # the process exited while we looked
+            continue
+        uid = int(fields["Uid"].split()[0])
+        by_uid[uid] = by_uid.get(uid, 0) + threads
+    return tids, by_uid
+
+
+def _cgroup_mount(*, v1: bool) -> str | None:
+    """Where this process sees the pids hierarchy mounted (v1 "pids", or the v2 one)."""
+    for line in read_text("/proc/self/mountinfo").splitlines():
+        before, _, after = line.partition(" - ")
+        fstype, _source, options = ([*after.split(), "", "", ""])[:3]
+        if (v1 and fstype == "cgroup" and "pids" in options.split(",")) or (
+            not v1 and fstype == "cgroup2"
+        ):
+            return before.split()[4]
+    return None
+
+
+def _pids_cgroup_headroom() -> int | None:
+    """Smallest pids.max - pids.current over this process's pids cgroup and its ancestors."""
+    entries = [line.split(":", 2) for line in read_text("/proc/self/cgroup").splitlines()]
+    path = next((p for _, names, p in entries if "pids" in names.split(",")), None)
+    top = _cgroup_mount(v1=True) if path is not None else None
+    if top is None:
+        path = next((p for hierarchy, _, p in entries if hierarchy == "0"), None)
+        top = _cgroup_mount(v1=False)
+    if top is None or path is None:
+        return None
+    headroom = None
+    level = top + path.rstrip("/")
+    while level.startswith(top + "/"):  # the root cgroup has no pids.max
+        try:
+            limit = read_text(f"{level}/pids.max").strip()
+            if limit != "max":
+                left = int(limit) - read_int(f"{level}/pids.current")
+                headroom = left if headroom is None else min(headroom, left)
+        except OSError:  # the pids controller is not enabled at this level
+            pass
+        level = os.path.dirname(level)
+    return headroom
+
+
+def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[str, int]:
+    """Threads each limit still allows this process, read at the moment creation failed."""
+    result: dict[str, int] = {}
+    me = status()
+    info = meminfo()
+    # mmap side first (allocate_stack), then clone (copy_process) — the kernel's own order.
+    soft_as = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft_as != resource.RLIM_INFINITY:
+        result["RLIMIT_AS"] = (soft_as - status_bytes(me, "VmSize")) // (stack + guard)
+    soft_data = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    if soft_data != resource.RLIM_INFINITY:
+        result["RLIMIT_DATA"] = (soft_data - status_bytes(me, "VmData")) // stack
+    max_map_count = read_int("/proc/sys/vm/max_map_count")
+    result["vm.max_map_count"] = (max_map_count - maps) // maps_per_thread
+    if read_int("/proc/sys/vm/overcommit_memory") == 2:
+        result["CommitLimit"] = (info["CommitLimit"] - info["Committed_AS"]) // stack
+    tids, by_uid = _every_task()
+    uid, caps = int(me["Uid"].split()[0]), int(me["CapEff"], 16)
+    soft_nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    exempt = uid == 0 or caps & (1 << _CAP_SYS_RESOURCE | 1 << _CAP_SYS_ADMIN)
+    if soft_nproc != resource.RLIM_INFINITY and not exempt:
+        result["RLIMIT_NPROC"] = soft_nproc - by_uid.get(uid, 0)
+    result["kernel.threads-max"] = read_int("/proc/sys/kernel/threads-max") - tasks_total()
+    cgroup = _pids_cgroup_headroom()
+    if cgroup is not None:
+        result["pids.max"] = cgroup
+    pid_max = read_int("/proc/sys/kernel/pid_max")
+    in_range = sum(1 for tid in tids if _RESERVED_PIDS <= tid < pid_max)
+    result["kernel.pid_max"] = pid_max - _RESERVED_PIDS - in_range
+    return result
+
+
+def blame(limits: dict[str, int], held: int) -> str:
+    """The limit with the least headroom, if it is (all but) used up; else "unknown"."""
+    if not limits:
+        return "unknown"
+    name = min(limits, key=lambda n: limits[n])  # ties: the kernel's order of checks
+    tolerance = max(4, held // 1000)  # other tasks come and go while we look
+    return name if limits[name] <= tolerance else "unknown"
+
+
+# --- threads
+
+
+class Pthreads:
+    """pthread_create, sem_post, pthread_join through ctypes; the threads run libc only."""
+
+    def __init__(self, stack: int | None, start: str) -> None:
         # The running program's namespace holds libc and, before glibc 2.34, libpthread.
         libc = ctypes.CDLL(None, use_errno=True)
         self.create = libc.pthread_create
@@ -118,7 +279,7 @@ class Pthreads:
         self.join.restype = ctypes.c_int
         self.post = libc.sem_post
         self.post.argtypes = [ctypes.c_void_p]
-        self.start_routine = ctypes.cast(libc.sem_wait, ctypes.c_void_p).value
+        self.start_routine = ctypes.cast(getattr(libc, start), ctypes.c_void_p).value
         self.semaphore = ctypes.create_string_buffer(_OPAQUE_BYTES)
         if libc.sem_init(self.semaphore, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "sem_init failed")
@@ -130,108 +291,147 @@ class Pthreads:
             rc = libc.pthread_attr_setstacksize(self.attr, ctypes.c_size_t(stack))
             if rc != 0:
                 raise OSError(rc, f"pthread_attr_setstacksize({stack}): {os.strerror(rc)}")
-        size = ctypes.c_size_t()
+        size, guard = ctypes.c_size_t(), ctypes.c_size_t()
         libc.pthread_attr_getstacksize(self.attr, ctypes.byref(size))
-        guard = ctypes.c_size_t()
         libc.pthread_attr_getguardsize(self.attr, ctypes.byref(guard))
         self.stack_bytes, self.guard_bytes = size.value, guard.value
 
 
-class Stop(Exception):  # noqa: N818 - a signal, not an error
-    """SIGINT or SIGTERM arrived: stop creating, release what is held."""
+@contextmanager
+def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
+    """Block SIGINT and SIGTERM for the run; yield a poll telling whether one has arrived.
+
+    Threads created meanwhile inherit the mask, so no signal lands in (and cuts short) a
+    native thread, and none can strike between pthread_create and the count of what it made.
+    A signal that arrives is consumed before the mask is lifted: the probe finishes cleanly.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+    def arrived() -> bool:
+        return bool(signal.sigpending() & _STOP_SIGNALS)
+
+    try:
+        yield arrived
+    finally:
+        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _raise_stop(signum: int, _frame: object) -> None:
-    raise Stop(signum)
+class Creator:
+    """Creates threads until the target, a refusal, the memory floor, or a signal."""
 
-
-class Held:
-    """Threads created by create_until, blocked in sem_wait until release()."""
-
-    def __init__(self, lib: Pthreads, count: int) -> None:
+    def __init__(self, lib: Pthreads, count: int, *, argument: int | None, progress: bool) -> None:
         self.lib = lib
+        self.count = count
         self.tids = (ctypes.c_ulong * count)()
+        self.argument = argument  # None: the semaphore
+        self.progress = progress
         self.created = 0
+        self.peak_alive = 0
         self.stopped_by: str | None = None
         self.error: int | None = None
 
-    def create_until(self, count: int, floor: int) -> None:
-        """Create threads until *count*, a refusal, MemAvailable reaching *floor*, or a signal."""
+    def run(self, floor: int, stop_arrived: Callable[[], bool], *, sample_alive: bool) -> None:
+        """Create threads; every few, look at MemAvailable and signals, report progress."""
         base = ctypes.addressof(self.tids)
         width = ctypes.sizeof(ctypes.c_ulong)
         lib = self.lib
-        create, attr, start, semaphore = lib.create, lib.attr, lib.start_routine, lib.semaphore
-        created, next_check = self.created, self.created
-        try:
-            while created < count:
-                if created >= next_check:  # the memory guard, read every few thousand threads
-                    margin = meminfo()["MemAvailable"] - floor
-                    if margin <= 0:
-                        self.stopped_by = "memory"
-                        break
-                    step = min(_MAX_CHECK_INTERVAL, margin // _WORST_BYTES_PER_THREAD)
-                    next_check = created + max(1, step)
-                rc = create(base + created * width, attr, start, semaphore)
-                if rc != 0:
-                    self.error, self.stopped_by = rc, "error"
+        create, attr, start = lib.create, lib.attr, lib.start_routine
+        argument = ctypes.addressof(lib.semaphore) if self.argument is None else self.argument
+        created, next_check, last_report = 0, 0, 0.0
+        while created < self.count:
+            if created >= next_check:
+                if stop_arrived():
+                    self.stopped_by = "signal"
                     break
-                created += 1
-        except Stop:
-            self.stopped_by = "signal"
+                margin = meminfo()["MemAvailable"] - floor
+                if margin <= 0:
+                    self.stopped_by = "memory"
+                    break
+                next_check = created + max(
+                    1, min(_CHECK_INTERVAL, margin // _WORST_BYTES_PER_THREAD)
+                )
+                if sample_alive:
+                    self.peak_alive = max(self.peak_alive, int(status()["Threads"]) - 1)
+                now = time.monotonic()
+                if self.progress and now - last_report >= _PROGRESS_SECONDS:
+                    last_report = now
+                    event(event="progress", created=created, target=self.count)
+            rc = create(base + created * width, attr, start, argument)
+            if rc != 0:
+                self.error = rc
+                break
+            created += 1
         self.created = created
 
     def release(self) -> None:
-        """Post the semaphore once per thread, then join every one."""
-        post, join, semaphore = self.lib.post, self.lib.join, self.lib.semaphore
+        """Post the semaphore once per thread (hold mode only)."""
+        post, semaphore = self.lib.post, self.lib.semaphore
         for _ in range(self.created):
             post(semaphore)
+
+    def join(self) -> None:
+        """Join every thread created."""
+        join = self.lib.join
         for i in range(self.created):
             join(self.tids[i], None)
 
 
-def memory_floor(requested: int | None) -> int:
-    """MemAvailable to keep: as asked, else 5 % of MemTotal and at least 512 MiB."""
-    return requested if requested is not None else max(meminfo()["MemTotal"] // 20, 512 * MIB)
+def event(**fields: object) -> None:
+    """One JSON line on stderr for the process driving the probe."""
+    sys.stderr.write(json.dumps(fields) + "\n")
+    sys.stderr.flush()
 
 
-def hold(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    """Create args.count threads, all alive at once; measure; release and join them."""
-    lib = Pthreads(args.stack)
+def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Run the threads probe in args.mode; return its JSON document and exit status."""
+    seed = args.mode == "seed"
+    lib = Pthreads(args.stack, "sleep" if seed else "sem_wait")
     floor = memory_floor(args.memory_floor)
-    held = Held(lib, args.count)
-    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        oom_before = oom_kills()
-        if args.wait:  # let a caller inspect this process before the first thread exists
-            sys.stderr.write(json.dumps({"event": "ready", "pid": os.getpid()}) + "\n")
-            sys.stderr.flush()
-            sys.stdin.readline()
+    creator = Creator(lib, args.count, argument=1 if seed else None, progress=args.progress)
+    limits: dict[str, int] = {}
+    oom_before = oom_kills()
+    spares = [mmap.mmap(-1, mmap.PAGESIZE) for _ in range(_SPARE_MAPPINGS)]
+    if args.wait:  # let a caller inspect this process before the first thread exists
+        event(event="ready", pid=os.getpid())
+        sys.stdin.readline()
+    with deferred_stop_signals() as stop_arrived:
         before = sample()
         started = time.monotonic()
-        held.create_until(args.count, floor)
+        creator.run(floor, stop_arrived, sample_alive=seed)
         create_seconds = time.monotonic() - started
+        for spare in spares:
+            spare.close()
+        if creator.error is not None:
+            maps = maps_count() + _SPARE_MAPPINGS
+            maps_per_thread = max(1, round((maps - before["maps"]) / max(creator.created, 1)))
+            limits = headrooms(lib.stack_bytes, lib.guard_bytes, maps_per_thread, maps)
+            creator.stopped_by = blame(limits, creator.created)
         during = sample()
-        peak = self_status("Threads") - 1
+        during["maps"] += _SPARE_MAPPINGS  # closed above; they were in "before"
+        alive = int(status()["Threads"]) - 1
+        creator.peak_alive = max(creator.peak_alive, alive)
         released = time.monotonic()
-        held.release()
+        if not seed:
+            creator.release()
+        creator.join()
         join_seconds = time.monotonic() - released
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    n = max(held.created, 1)
+    n = max(creator.created, 1)
     delta = {name: during[name] - before[name] for name in during}
-    result = {
+    document = {
         "probe": "threads",
-        "mode": "hold",
+        "mode": args.mode,
         "target": args.count,
-        "held": held.created,
-        "peak_alive": peak,
-        "stopped_by": held.stopped_by,
-        "errno": None if held.error is None else errno.errorcode.get(held.error, str(held.error)),
+        "held": creator.peak_alive,
+        "created": creator.created,
+        "stopped_by": creator.stopped_by,
+        "errno": None if creator.error is None else errno.errorcode.get(creator.error, "?"),
+        "headroom_at_stop": limits or None,
         "stack_bytes": lib.stack_bytes,
         "guard_bytes": lib.guard_bytes,
         "create_seconds": round(create_seconds, 6),
-        "create_rate": round(held.created / create_seconds) if create_seconds > 0 else None,
+        "create_rate": round(creator.created / create_seconds) if create_seconds > 0 else None,
         "join_seconds": round(join_seconds, 6),
         "per_thread_bytes": {
             "rss": delta["VmRSS"] // n,
@@ -241,19 +441,22 @@ def hold(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
             "mem_available": -delta["MemAvailable"] // n,
             "committed": delta["Committed_AS"] // n,
         },
-        "maps_per_thread": round(delta["maps"] / n, 3),
+        "maps_per_thread": round(delta["maps"] / max(creator.created, 1), 3),
         "memory_floor": floor,
         "oom_kills": None if oom_before is None else (oom_kills() or 0) - oom_before,
     }
-    return result, 0 if held.created == args.count else 1
+    reached = creator.created == args.count and creator.stopped_by is None
+    return document, 0 if reached else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the probe, print one JSON document (or a summary line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--count", type=parse_count, default=10_000, help="threads to hold")
+    parser.add_argument("--count", type=parse_count, default=10_000, help="threads to create")
     parser.add_argument("--stack", type=parse_size, help="thread stack (default: glibc's)")
+    parser.add_argument("--mode", choices=("hold", "seed"), default="hold")
     parser.add_argument("--memory-floor", type=parse_size, help="MemAvailable to keep free")
+    parser.add_argument("--progress", action="store_true", help="JSON progress lines on stderr")
     parser.add_argument("--wait", action="store_true", help="wait for a line on stdin first")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     try:
@@ -261,19 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return 2 if exit_.code else 0
     try:
-        result, status = hold(args)
-    except OSError as error:
+        document, status_code = probe(args)
+    except (OSError, AttributeError) as error:  # no libc, or one without these functions
         print(f"threads: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(document))
     else:
+        stopped = f"; stopped by {document['stopped_by']}" if document["stopped_by"] else ""
         print(
-            f"held {result['held']:,} of {result['target']:,} threads at once"
-            f" in {result['create_seconds']:.2f} s"
-            + (f"; stopped by {result['stopped_by']}" if result["stopped_by"] else "")
+            f"{args.mode}: {document['held']:,} of {document['target']:,} threads alive at once,"
+            f" {document['created']:,} created in {document['create_seconds']:.2f} s{stopped}"
         )
-    return status
+    return status_code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import typer
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import NeedsRootError
+from sysprep.errors import StoppedError
 from sysprep.errors import SysprepError
 from sysprep.host import Host
 from sysprep.limits.base import PTHREAD_STACK_MIN
@@ -97,6 +98,79 @@ def check(
     else:
         print_assessment(result)
     return ExitCode.OK if result.ready else ExitCode.NOT_READY
+
+
+@app.command()
+def probe(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="threads or maps.")],
+    count: Annotated[
+        str | None,
+        typer.Option(
+            "--count",
+            "-n",
+            metavar="N",
+            help="Threads (or mappings) to hold; default: what check says this host allows.",
+        ),
+    ] = None,
+    stack: Annotated[
+        str | None, typer.Option(metavar="SIZE", help="Thread stack size (threads probe).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(metavar="MODE", help="hold: all alive at once; seed: 1 s each.")
+    ] = "hold",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> int:
+    """Prove it: hold N native threads (or N mappings) at once and name what stopped them.
+
+    Runs probes/NAME.py in a child process. Ctrl-C stops it and releases every thread.
+    Exit status: 0 the target was held, 1 a limit or the memory guard stopped it.
+
+    Example: sysprep probe threads --count 30000 --stack 64K
+    """
+    from sysprep import render
+    from sysprep.probe_runner import PROBES
+    from sysprep.probe_runner import run_probe
+
+    if name not in PROBES:
+        raise BadInputError(f"unknown probe {name!r}: choose one of {', '.join(PROBES)}")
+    if mode not in ("hold", "seed") or (mode == "seed" and name != "threads"):
+        raise BadInputError(f"invalid mode {mode!r}: the threads probe has hold and seed")
+    host: Host = ctx.obj
+    if not host.is_live:
+        raise BadInputError("probes start real threads; they cannot run against --root")
+    stack_bytes = _stack_option(stack)
+    target = parse_count(count, what="count") if count else _default_count(host, name, stack_bytes)
+    args = ["--count", str(target)]
+    if name == "threads":
+        args += ["--mode", mode, *(["--stack", str(stack_bytes)] if stack_bytes else [])]
+    try:
+        if as_json:
+            result = run_probe(name, args)
+            render.print_json(result.document)
+        else:
+            with render.probe_progress(name, target) as on_progress:
+                result = run_probe(name, args, on_progress=on_progress)
+            render.print_probe(result.document)
+    except KeyboardInterrupt:
+        message = f"interrupted: the {name} probe stopped and released what it held"
+        raise StoppedError(message) from None
+    return ExitCode.OK if result.reached else ExitCode.NOT_READY
+
+
+def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
+    """What check says a new process could hold, less the probe's own task."""
+    from sysprep.capacity import check as run_check
+
+    result = run_check(host, Target(threads=1, stack_bytes=stack_bytes))
+    if name == "maps":
+        maps = next(r for r in result.readings if r.name == "vm.max_map_count")
+        if maps.current is None or maps.in_use is None:
+            raise BadInputError(f"cannot read vm.max_map_count ({maps.note}); pass --count")
+        return max(1, maps.current - maps.in_use - 64)  # room for the probe's own mappings
+    if result.capacity is None:
+        raise BadInputError("check found no limit to size the probe by; pass --count")
+    return max(1, result.capacity - 1)
 
 
 def _stack_option(text: str | None) -> int | None:

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     NEEDS_ROOT = 3
     CONFLICT = 4  # lock held, or drift since apply
     INTERNAL = 70  # EX_SOFTWARE: a bug; the traceback is shown
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM, as shells report 128 + SIGINT
 
 
 class SysprepError(Exception):
@@ -39,3 +40,9 @@ class ConflictError(SysprepError):
     """Another sysprep holds the lock, or the host drifted since apply."""
 
     exit_code = ExitCode.CONFLICT
+
+
+class StoppedError(SysprepError):
+    """Ctrl-C or SIGTERM: what was running was stopped and cleaned up."""
+
+    exit_code = ExitCode.INTERRUPTED

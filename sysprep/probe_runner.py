@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sysprep.errors import SysprepError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+    from types import FrameType
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Installed wheels carry probes/ as sysprep/_probes; a source checkout has it beside the package.
 _PROBE_DIRS = (PACKAGE_DIR / "_probes", PACKAGE_DIR.parent / "probes")
+PROBES = ("threads", "maps")
+# A probe asked to stop still releases and joins every thread; 600k threads take ~10 s.
+_STOP_SECONDS = 120
+_PR_SET_PDEATHSIG = 1
 
 
 class ProbeError(SysprepError):
@@ -43,20 +56,86 @@ def probe_path(name: str) -> Path:
     raise ProbeError(f"no probe named {name!r} in {' or '.join(map(str, _PROBE_DIRS))}")
 
 
-def run_probe(name: str, args: list[str], *, timeout: float | None = None) -> ProbeResult:
-    """Run probe *name* with *args* (plus --json) in a child process with its own limits."""
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if sysprep dies, so no probe outlives it (prctl(2))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM to sysprep behaves like Ctrl-C: the probe is stopped, not abandoned."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_probe(
+    name: str,
+    args: list[str],
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ProbeResult:
+    """Run probe *name* with *args* in a child process with its own limits and memory.
+
+    Ctrl-C or SIGTERM stops the child (it releases every thread it holds) and is then
+    re-raised as KeyboardInterrupt; no child outlives this call.
+    """
     command = [sys.executable, str(probe_path(name)), *args, "--json"]
+    if on_progress is not None:
+        command.append("--progress")
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches sysprep, which stops the probe in order
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are running yet
+    )
+    messages: list[str] = []
     try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as error:
-        raise ProbeError(f"probe {name} did not finish within {timeout:g} s") from error
-    if completed.returncode not in (0, 1):
-        detail = completed.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise ProbeError(f"probe {name} failed (exit {completed.returncode}): {detail[0]}")
+        with _sigterm_interrupts():
+            assert child.stderr is not None  # noqa: S101 - stderr=PIPE above
+            for line in child.stderr:
+                _handle(line, on_progress, messages)
+            out = child.stdout.read() if child.stdout else ""
+            child.wait()
+    except KeyboardInterrupt:
+        child.terminate()  # the probe stops creating, releases and joins, then exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.communicate(timeout=_STOP_SECONDS)
+        raise
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if child.returncode not in (0, 1):
+        detail = messages[-1].strip() if messages else "no message"
+        raise ProbeError(f"probe {name} failed (exit {child.returncode}): {detail}")
     try:
-        document = json.loads(completed.stdout)
+        document = json.loads(out)
     except json.JSONDecodeError as error:
         raise ProbeError(f"probe {name} printed no JSON document: {error}") from error
-    return ProbeResult(name, completed.returncode, document)
+    return ProbeResult(name, child.returncode, document)
+
+
+def _handle(
+    line: str, on_progress: Callable[[int, int], None] | None, messages: list[str]
+) -> None:
+    """A progress event goes to the callback; anything else is kept as a message."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        messages.append(line)
+        return
+    if isinstance(event, dict) and event.get("event") == "progress":
+        if on_progress is not None:
+            on_progress(int(event["created"]), int(event["target"]))
+    else:
+        messages.append(line)

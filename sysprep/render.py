@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 from typing import Any
@@ -13,6 +14,9 @@ from sysprep.units import format_count
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
     from sysprep.capacity import Assessment
     from sysprep.limits.base import Reading
 
@@ -23,7 +27,7 @@ _BYTES = frozenset(
         "RLIMIT_STACK",
         "RLIMIT_AS",
         "RLIMIT_DATA",
-        "MemAvailable",
+        "memory",
         "memory.max",
         "CommitLimit",
         "address-space",
@@ -143,3 +147,67 @@ def _value(name: str, value: int | None) -> str:
     if value is None:
         return "unlimited"
     return format_size(value) if name in _BYTES else f"{value:,}"
+
+
+@contextmanager
+def probe_progress(name: str, target: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar (count, rate, ETA) while a probe runs, on a terminal only."""
+    from rich.console import Console
+    from rich.progress import BarColumn
+    from rich.progress import MofNCompleteColumn
+    from rich.progress import Progress
+    from rich.progress import TaskProgressColumn
+    from rich.progress import TextColumn
+    from rich.progress import TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn(f"{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(name, total=target, rate="")
+
+        def update(created: int, total: int) -> None:
+            speed = progress.tasks[0].speed
+            rate = f"{speed:,.0f}/s" if speed else ""
+            progress.update(task, completed=created, total=total, rate=rate)
+
+        yield update
+
+
+def print_probe(document: dict[str, Any]) -> None:
+    """What a probe held, how fast, what each thread cost, and what stopped it."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    what = "mappings" if document["probe"] == "maps" else "threads"
+    held, target = document["held"], document["target"]
+    rate = document.get("create_rate")
+    console.print(
+        f"[bold]{held:,}[/] of {target:,} {what} alive at once"
+        f" ({document.get('created', held):,} created in {document['create_seconds']:.2f} s"
+        + (f", {rate:,}/s" if rate else "")
+        + ")"
+    )
+    stopped = document.get("stopped_by")
+    if stopped:
+        console.print(
+            f"stopped by: [bold red]{stopped}[/]"
+            + (f" ({document['errno']})" if document.get("errno") else "")
+        )
+    costs = document.get("per_thread_bytes") or document.get("per_mapping_bytes") or {}
+    if costs:
+        parts = ", ".join(
+            f"{key.replace('_', ' ')} {format_size(max(value, 0))}" for key, value in costs.items()
+        )
+        console.print(f"per {what[:-1]}: {parts}")
+    if document.get("oom_kills"):
+        console.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")

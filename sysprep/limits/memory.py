@@ -56,7 +56,7 @@ def thread_cost(inspection: Inspection) -> ThreadCost:
 class MemAvailable:
     """MemAvailable: each thread takes kernel stack, page tables, slab and two user pages."""
 
-    name = "MemAvailable"
+    name = "memory"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (MemAvailable - the OOM floor) / per-thread cost."""

@@ -2,8 +2,8 @@
 
 Each test lowers one limit, starts the threads probe paused (--wait), runs
 `sysprep check --pid <probe>` against it, lets the probe create threads until the kernel
-refuses, and requires the two numbers to agree within 1 %. Every sysctl, rlimit and cgroup
-is put back afterwards, pass or fail.
+refuses, and requires the two numbers to agree within 1 % and the probe's stopped_by to name
+check's binding limit. Every sysctl, rlimit and cgroup is put back afterwards, pass or fail.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def check_pid(pid: int, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 
 
 def assert_agree(predicted: dict[str, Any], result: dict[str, Any], binding: str) -> None:
-    print(f"{binding}: check {predicted['capacity']}, probe held {result['held']}")
-    assert predicted["binding"] == binding, predicted["binding"]
+    """check's capacity and the probe's held agree within 1 %, and both name *binding*."""
     capacity, held = predicted["capacity"], result["held"]
+    print(f"{binding}: check {capacity}, probe held {held}, stopped by {result['stopped_by']}")
+    assert predicted["binding"] == binding, predicted["binding"]
+    assert result["stopped_by"] == binding, result
     assert result["errno"] == "EAGAIN", result
     assert abs(held - capacity) <= capacity / 100, f"check said {capacity}, probe held {held}"
 
