@@ -27,13 +27,13 @@ Exit status: 0 the target was reached, 1 a limit, the memory guard or a signal s
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
 import errno
+import itertools
 import json
 import mmap
 import os
-import re
-import resource
 import signal
 import sys
 import time
@@ -43,11 +43,11 @@ from typing import Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterable
     from collections.abc import Iterator
 
 MIB = 1 << 20
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 _MULTIPLIER = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 # Big enough for pthread_attr_t and sem_t on every 64-bit glibc (56/64 and 32 bytes).
 _OPAQUE_BYTES = 128
@@ -56,6 +56,9 @@ _MEMINFO_FIELDS = ("KernelStack", "PageTables", "SUnreclaim", "MemAvailable", "C
 _CHECK_INTERVAL = 1024
 _WORST_BYTES_PER_THREAD = 256 * 1024
 _PROGRESS_SECONDS = 0.1
+# Mappings per thread are a property of glibc and the kernel, the same for every thread:
+# measured over the first checkpoint past this many, not by re-reading 2N lines of maps.
+_MAPS_SAMPLE_THREADS = 256
 # Pid numbers are handed out from 300 up once they wrap (RESERVED_PIDS, kernel/pid.c).
 _RESERVED_PIDS = 300
 _CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
@@ -70,7 +73,9 @@ _MAPS_BUFFER = bytearray(1 << 16)
 
 def parse_size(text: str) -> int:
     """Bytes in "256K", "8M", "8MiB" or "4096"."""
-    match = _SIZE.fullmatch(text.strip())
+    import re  # only --stack needs it; startup counts against the C reference
+
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:I?B)?", text.strip(), re.IGNORECASE)
     if match is None or int(match[1]) == 0:
         raise argparse.ArgumentTypeError(f"invalid size {text!r} (use e.g. 256K, 8M)")
     return int(match[1]) * _MULTIPLIER[match[2].upper()]
@@ -148,11 +153,10 @@ def oom_kills() -> int | None:
 
 
 def sample() -> dict[str, int]:
-    """The counters a thread moves: meminfo fields, user RSS, mappings."""
+    """The memory counters a thread moves: meminfo fields and user RSS."""
     info = meminfo()
     values = {name: info.get(name, 0) for name in _MEMINFO_FIELDS}
     values["VmRSS"] = status_bytes(status(), "VmRSS")
-    values["maps"] = maps_count()
     return values
 
 
@@ -223,6 +227,8 @@ def _pids_cgroup_headroom() -> int | None:
 
 def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[str, int]:
     """Threads each limit still allows this process, read at the moment creation failed."""
+    import resource  # only a failure needs it
+
     result: dict[str, int] = {}
     me = status()
     info = meminfo()
@@ -328,6 +334,7 @@ class Creator:
         self.argument = argument  # None: the semaphore
         self.progress = progress
         self.created = 0
+        self.maps_sample: tuple[int, int] | None = None  # (threads, mappings) early in the run
         self.peak_alive = 0
         self.stopped_by: str | None = None
         self.error: int | None = None
@@ -354,6 +361,8 @@ class Creator:
                 )
                 if sample_alive:
                     self.peak_alive = max(self.peak_alive, int(status()["Threads"]) - 1)
+                if self.maps_sample is None and created >= _MAPS_SAMPLE_THREADS:
+                    self.maps_sample = (created, maps_count())
                 now = time.monotonic()
                 if self.progress and now - last_report >= _PROGRESS_SECONDS:
                     last_report = now
@@ -367,15 +376,18 @@ class Creator:
 
     def release(self) -> None:
         """Post the semaphore once per thread (hold mode only)."""
-        post, semaphore = self.lib.post, self.lib.semaphore
-        for _ in range(self.created):
-            post(semaphore)
+        # map() drives the calls from C: no Python bytecode runs per thread.
+        _drain(map(self.lib.post, itertools.repeat(self.lib.semaphore, self.created)))
 
     def join(self) -> None:
         """Join every thread created."""
-        join = self.lib.join
-        for i in range(self.created):
-            join(self.tids[i], None)
+        tids = self.tids[: self.created]
+        _drain(map(self.lib.join, tids, itertools.repeat(None, self.created)))
+
+
+def _drain(calls: Iterable[object]) -> None:
+    """Run an iterator of calls to the end, keeping nothing."""
+    collections.deque(calls, maxlen=0)
 
 
 def event(**fields: object) -> None:
@@ -398,18 +410,20 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         sys.stdin.readline()
     with deferred_stop_signals() as stop_arrived:
         before = sample()
+        maps_before = maps_count()
         started = time.monotonic()
         creator.run(floor, stop_arrived, sample_alive=seed)
         create_seconds = time.monotonic() - started
         for spare in spares:
             spare.close()
+        threads, maps = creator.maps_sample or (creator.created, maps_count() + _SPARE_MAPPINGS)
+        maps_per_thread = (maps - maps_before) / max(threads, 1)
         if creator.error is not None:
-            maps = maps_count() + _SPARE_MAPPINGS
-            maps_per_thread = max(1, round((maps - before["maps"]) / max(creator.created, 1)))
-            limits = headrooms(lib.stack_bytes, lib.guard_bytes, maps_per_thread, maps)
+            maps = maps_count() + _SPARE_MAPPINGS  # the spares were closed above
+            per_thread = max(1, round(maps_per_thread))
+            limits = headrooms(lib.stack_bytes, lib.guard_bytes, per_thread, maps)
             creator.stopped_by = blame(limits, creator.created)
         during = sample()
-        during["maps"] += _SPARE_MAPPINGS  # closed above; they were in "before"
         alive = int(status()["Threads"]) - 1
         creator.peak_alive = max(creator.peak_alive, alive)
         released = time.monotonic()
@@ -441,7 +455,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
             "mem_available": -delta["MemAvailable"] // n,
             "committed": delta["Committed_AS"] // n,
         },
-        "maps_per_thread": round(delta["maps"] / max(creator.created, 1), 3),
+        "maps_per_thread": round(maps_per_thread, 3),
         "memory_floor": floor,
         "oom_kills": None if oom_before is None else (oom_kills() or 0) - oom_before,
     }

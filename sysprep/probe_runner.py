@@ -87,7 +87,8 @@ def run_probe(
     Ctrl-C or SIGTERM stops the child (it releases every thread it holds) and is then
     re-raised as KeyboardInterrupt; no child outlives this call.
     """
-    command = [sys.executable, str(probe_path(name)), *args, "--json"]
+    # -S: probes use the standard library only; site-packages and .pth hooks are not theirs.
+    command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
     if on_progress is not None:
         command.append("--progress")
     child = subprocess.Popen(

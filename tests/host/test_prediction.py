@@ -66,6 +66,7 @@ def paused_probe(
 ) -> Iterator[PausedProbe]:
     command = [
         python,
+        "-S",
         str(probe or probe_path("threads")),
         "--count",
         str(count),

@@ -36,7 +36,7 @@ COST_KEYS = {"rss", "kernel_stack", "page_tables", "slab", "mem_available", "com
 
 def run_probe(name: str, *args: str) -> tuple[int, dict[str, Any]]:
     completed = subprocess.run(
-        [sys.executable, str(probe_path(name)), *args, "--json"],
+        [sys.executable, "-S", str(probe_path(name)), *args, "--json"],
         capture_output=True,
         text=True,
         check=False,
@@ -101,6 +101,7 @@ class TestThreadsProbe:
         child = subprocess.Popen(
             [
                 sys.executable,
+                "-S",
                 str(probe_path("threads")),
                 "--count",
                 "30000",
