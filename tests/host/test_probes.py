@@ -64,7 +64,11 @@ class TestThreadsProbe:
         costs = document["per_thread_bytes"]
         assert 15_000 <= costs["kernel_stack"] <= 17_500
         assert costs["rss"] >= 4096
-        assert 20_000 <= costs["mem_available"] <= 80_000
+        # MemAvailable moves with whatever else the kernel frees meanwhile; the counters
+        # each thread adds to are the steady measure (and what check --calibrate uses).
+        parts = costs["kernel_stack"] + costs["page_tables"] + costs["slab"] + costs["rss"]
+        assert 30_000 <= parts <= 45_000
+        assert isinstance(costs["mem_available"], int)
         assert costs["committed"] >= document["stack_bytes"]
         assert document["maps_per_thread"] == 2  # glibc 2.36: stack + guard
         assert document["oom_kills"] == 0
