@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from typing import NoReturn
@@ -18,6 +19,8 @@ from sysprep.errors import SysprepError
 from sysprep.host import Host
 from sysprep.limits.base import PTHREAD_STACK_MIN
 from sysprep.limits.base import Target
+from sysprep.paths import DEFAULT_STATE_DIR
+from sysprep.paths import Paths
 from sysprep.units import format_size
 from sysprep.units import parse_count
 from sysprep.units import parse_size
@@ -31,14 +34,28 @@ app = typer.Typer(
 )
 
 
+@dataclass(frozen=True)
+class Context:
+    """What every command works on: the host it reads, and where apply writes."""
+
+    host: Host
+    paths: Paths
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
     root: Annotated[
-        Path, typer.Option(hidden=True, help="Read the host from this directory (tests).")
+        Path, typer.Option(hidden=True, help="Read /proc and /sys under this directory (tests).")
     ] = Path("/"),
+    etc_root: Annotated[
+        Path, typer.Option(hidden=True, help="Write /etc files under this directory (tests).")
+    ] = Path("/"),
+    state_dir: Annotated[
+        Path, typer.Option(hidden=True, help="Snapshots and the lock live here.")
+    ] = DEFAULT_STATE_DIR,
 ) -> None:
-    ctx.obj = Host(root)
+    ctx.obj = Context(Host(root), Paths(etc_root, state_dir))
 
 
 @app.command()
@@ -81,7 +98,7 @@ def check(
     from sysprep.render import print_assessment
     from sysprep.render import print_json
 
-    host: Host = ctx.obj
+    host: Host = ctx.obj.host
     target = Target(
         threads=parse_count(threads, what="thread count"),
         stack_bytes=_stack_option(stack),
@@ -136,7 +153,7 @@ def probe(
         raise BadInputError(f"unknown probe {name!r}: choose one of {', '.join(PROBES)}")
     if mode not in ("hold", "seed") or (mode == "seed" and name != "threads"):
         raise BadInputError(f"invalid mode {mode!r}: the threads probe has hold and seed")
-    host: Host = ctx.obj
+    host: Host = ctx.obj.host
     if not host.is_live:
         raise BadInputError("probes start real threads; they cannot run against --root")
     stack_bytes = _stack_option(stack)
@@ -171,6 +188,114 @@ def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
     if result.capacity is None:
         raise BadInputError("check found no limit to size the probe by; pass --count")
     return max(1, result.capacity - 1)
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    profile: Annotated[
+        str, typer.Argument(metavar="PROFILE", help="A profile name or .toml path.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing (no root needed).")
+    ] = False,
+    persist: Annotated[
+        bool, typer.Option("--persist", help="Also write sysctl.d, limits.d, systemd drop-ins.")
+    ] = False,
+    pid: Annotated[
+        int | None, typer.Option(metavar="PID", help="Raise this running process's rlimits.")
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Skip the profile's validating probes.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> int:
+    """Apply PROFILE: snapshot first, then write, read back and probe; any failure rolls back.
+
+    Raise-only: a value already higher than the profile asks is kept. Needs root, except
+    with --dry-run. Exit status: 0 applied (or nothing to do), 1 failed and rolled back,
+    2 bad profile, 3 needs root, 4 another apply or revert holds the lock.
+
+    Example: sudo sysprep apply million-threads --persist
+    """
+    from sysprep import render
+    from sysprep.apply import apply
+    from sysprep.profile import load
+
+    context: Context = ctx.obj
+    loaded = load(profile, context.host)
+    if pid is not None and pid <= 0:
+        raise BadInputError(f"invalid pid {pid}: must be a process id greater than zero")
+    try:
+        result = apply(
+            context.host,
+            loaded,
+            context.paths,
+            persist=persist,
+            pid=pid,
+            run_probes=not no_probe,
+            dry_run=dry_run,
+        )
+    except KeyboardInterrupt:
+        raise StoppedError("interrupted before any change") from None
+    if as_json:
+        render.print_json(render.apply_document(result))
+    else:
+        render.print_apply(result)
+    return ExitCode.OK
+
+
+@app.command()
+def revert(
+    ctx: typer.Context,
+    snapshot: Annotated[
+        str | None,
+        typer.Argument(metavar="SNAPSHOT", help="Snapshot id; default: the last apply."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore even values changed since the apply.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> int:
+    """Put back exactly what the last apply (or SNAPSHOT) changed, newest change first.
+
+    Refuses, naming the key, when someone changed a value after the apply, unless --force.
+    Exit status: 0 reverted, 2 no such snapshot, 3 needs root, 4 drift or lock held.
+
+    Example: sudo sysprep revert
+    """
+    from sysprep import render
+    from sysprep.apply import revert as run_revert
+
+    context: Context = ctx.obj
+    reverted, restored = run_revert(context.host, context.paths, snapshot, force=force)
+    document = {
+        "schema_version": 1,
+        "snapshot": reverted.id,
+        "profile": reverted.profile,
+        "restored": restored,
+    }
+    if as_json:
+        render.print_json(document)
+    else:
+        what = ", ".join(restored) if restored else "nothing was still changed"
+        print(f"reverted {reverted.profile} (snapshot {reverted.id}): {what}")
+    return ExitCode.OK
+
+
+@app.command()
+def snapshots(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> int:
+    """List the snapshots: id, time, profile, what changed, and whether it is still applied."""
+    from sysprep import render
+    from sysprep.snapshot import all_snapshots
+
+    context: Context = ctx.obj
+    found = all_snapshots(context.paths.state_dir, context.host)
+    render.print_snapshots(found, as_json=as_json)
+    return ExitCode.OK
 
 
 def _stack_option(text: str | None) -> int | None:

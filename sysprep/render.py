@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
+    from sysprep.apply import ApplyResult
     from sysprep.capacity import Assessment
     from sysprep.limits.base import Reading
+    from sysprep.snapshot import Snapshot
 
 SCHEMA_VERSION = 1
 # Limits whose values are bytes; the rest are counts.
@@ -211,3 +213,109 @@ def print_probe(document: dict[str, Any]) -> None:
         console.print(f"per {what[:-1]}: {parts}")
     if document.get("oom_kills"):
         console.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")
+
+
+def apply_document(result: ApplyResult) -> dict[str, Any]:
+    """The `apply --json` document: the plan, and what was done."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "profile": result.profile.name,
+        "dry_run": result.dry_run,
+        "changed": result.changed,
+        "sysctls": [
+            {"key": c.key, "before": c.before, "after": c.after, "action": c.action}
+            for c in result.sysctls
+        ],
+        "files": [
+            {"path": f.path, "action": "create" if f.before is None else "replace"}
+            for f in result.files
+        ],
+        "rlimits": result.rlimits,
+        "warnings": result.warnings,
+        "snapshot": result.snapshot.id if result.snapshot else None,
+        "probes": [p.document for p in result.probes],
+    }
+
+
+def print_apply(result: ApplyResult) -> None:
+    """The plan as a table, then what was done and when each change takes effect."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(
+        title=f"{result.profile.name}: {result.profile.description}", title_justify="left"
+    )
+    for column in ("setting", "now", "profile", "action"):
+        table.add_column(column)
+    for c in result.sysctls:
+        table.add_row(
+            c.key,
+            c.before,
+            str(c.wanted),
+            c.action if c.action != "keep" else "keep (already enough)",
+        )
+    for f in result.files:
+        table.add_row(
+            f.path,
+            "absent" if f.before is None else "differs",
+            "sysprep's",
+            "create" if f.before is None else "replace",
+        )
+    for r in result.rlimits:
+        table.add_row(
+            f"{r['name']} of pid {r['pid']}", str(r["before"]), str(r["after"]), "prlimit"
+        )
+    console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
+    if not result.changed:
+        console.print("nothing to change: the host already meets this profile")
+    elif result.dry_run:
+        console.print("dry run: nothing was changed")
+    else:
+        snapshot = result.snapshot.id if result.snapshot else "?"
+        console.print(f"applied; snapshot {snapshot}; `sysprep revert` undoes it")
+        console.print(
+            "sysctls take effect now"
+            + (
+                "; sysctl.d at every boot; limits.d at next login; systemd defaults after"
+                " daemon-reexec"
+                if result.files
+                else ""
+            )
+        )
+    for probe in result.probes:
+        print_probe(probe.document)
+
+
+def print_snapshots(snapshots: list[Snapshot], *, as_json: bool) -> None:
+    """The snapshots, oldest first."""
+    import time
+
+    rows: list[dict[str, Any]] = [
+        {
+            "id": s.id,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created)),
+            "profile": s.profile,
+            "state": s.state,
+            "changes": [e["key"] for e in s.sysctls]
+            + [f.path for f in s.files]
+            + [f"{e['name']} of pid {e['pid']}" for e in s.rlimits],
+        }
+        for s in snapshots
+    ]
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, "snapshots": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("id", "created", "profile", "state", "changes"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
+        )
+    Console().print(table)

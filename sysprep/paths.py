@@ -1,0 +1,20 @@
+"""Where sysprep writes: the root under which /etc lives, and its state directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/sysprep")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The root of /etc ("/" in production, a temp tree in tests) and the state directory."""
+
+    etc_root: Path
+    state_dir: Path
+
+    def file(self, owned: str) -> Path:
+        """Where an owned file such as /etc/sysctl.d/90-sysprep.conf lives under etc_root."""
+        return self.etc_root / owned.lstrip("/")
