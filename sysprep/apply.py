@@ -257,6 +257,10 @@ def revert(
 ) -> tuple[Snapshot, list[str]]:
     """Undo the last apply (or *snapshot_id*): values and files back, byte for byte."""
     require_root("revert")
+    if not (paths.state_dir / "snapshots").is_dir():  # never applied here: create nothing
+        if snapshot_id is not None:
+            raise BadInputError(f"no snapshot {snapshot_id!r} in {paths.state_dir}")
+        raise BadInputError(f"nothing to revert: no snapshot in {paths.state_dir}")
     with locked(paths.state_dir):
         snapshots = all_snapshots(paths.state_dir, host)
         if snapshot_id is not None:
@@ -279,14 +283,21 @@ def revert(
 def _set_rlimit(entry: dict[str, Any], which: str) -> None:
     """prlimit(2) a snapshot's rlimit entry to its "before" or "after" (soft, hard)."""
     soft, hard = entry[which]
-    resource.prlimit(int(entry["pid"]), _RESOURCES[str(entry["name"])], (int(soft), int(hard)))
+    try:
+        resource.prlimit(int(entry["pid"]), _RESOURCES[str(entry["name"])], (int(soft), int(hard)))
+    except PermissionError as error:
+        what = f"prlimit {entry['name']}={soft}:{hard} of pid {entry['pid']}"
+        raise OSError(error.errno, f"{what}: {error.strerror}") from None
 
 
 def _write_sysctl(host: Host, key: str, value: str) -> None:
     """Write /proc/sys directly (sysctl(8) can exit 0 on failure) and read it back."""
     path = host.sysctl_path(key)
-    with path.open("w") as f:
-        f.write(f"{value}\n")
+    try:
+        with path.open("w") as f:
+            f.write(f"{value}\n")
+    except OSError as error:
+        raise OSError(error.errno, f"writing {key} = {value}: {error.strerror}") from None
     if host.sysctl(key) != value:
         raise OSError(0, f"{key} reads back {host.sysctl(key)!r} after writing {value!r}")
 

@@ -224,8 +224,7 @@ def apply_command(
 
     context: Context = ctx.obj
     loaded = load(profile, context.host)
-    if pid is not None and pid <= 0:
-        raise BadInputError(f"invalid pid {pid}: must be a process id greater than zero")
+    pid = _pid_option(context.host, pid)
     try:
         result = apply(
             context.host,

@@ -174,7 +174,7 @@ def _only(where: str, prefix: str, data: dict[str, Any], allowed: frozenset[str]
     for key in data:
         if key not in allowed:
             hint = f"; expected one of {', '.join(sorted(allowed))}"
-            raise BadInputError(f"{where}: unknown key {prefix}{key!r}{hint}")
+            raise BadInputError(f"{where}: unknown key '{prefix}{key}'{hint}")
 
 
 def _table(where: str, name: str, data: dict[str, Any]) -> dict[str, Any]:

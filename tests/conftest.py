@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PROC_SYS = Path("/proc/sys")
+# Every sysctl a test (or the sysprep it runs) may change; restored after each test.
+GUARDED_SYSCTLS = ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count", "vm.swappiness")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,3 +63,15 @@ def sysctls() -> Iterator[Callable[[str, object], None]]:
     finally:
         for key, value in reversed(saved.items()):
             write_sysctl(key, value)
+
+
+@pytest.fixture(autouse=True)
+def _restore_guarded_sysctls() -> Iterator[None]:
+    """Whatever a test does, the sysctls sysprep may touch are written back, pass or fail."""
+    saved = {key: read_sysctl(key) for key in GUARDED_SYSCTLS}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if os.geteuid() == 0 and read_sysctl(key) != value:
+                write_sysctl(key, value)

@@ -27,6 +27,8 @@ from sysprep.cli import run
 from sysprep.host import Host
 from sysprep.probe_runner import probe_path
 from tests.fakehost import FakeHost
+from tests.nobody import NOBODY
+from tests.nobody import run_as_nobody
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,7 +39,6 @@ pytestmark = pytest.mark.root
 STACK = "64K"  # small stacks keep each run to a few MiB per thousand threads
 PIDS_V1 = Path("/sys/fs/cgroup/pids")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-NOBODY = 65534
 
 
 class PausedProbe:
@@ -233,23 +234,8 @@ def test_calibrate_measures_about_35_kib(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def _check_as_nobody(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `sysprep check` as uid 65534.
-
-    A first run, still as root, against an empty tree imports every module, so the checkout
-    and the interpreter need not be readable by that user.
-    """
     root_option = ["--root", str(root)] if root else []
-    code = (
-        "import contextlib, io, os, sys, sysprep.cli\n"
-        "out, err = io.StringIO(), io.StringIO()\n"
-        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
-        f"    sysprep.cli.run(['--root', '/nonexistent', 'check', *{list(args)!r}])\n"
-        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
-        f"sys.exit(sysprep.cli.run({[*root_option, 'check', *args]!r}))\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
-    )
+    return run_as_nobody([*root_option, "check", *args])
 
 
 def test_check_as_non_root_reads_every_limit() -> None:

@@ -1,0 +1,29 @@
+"""Run the sysprep command line as uid 65534, from a root test process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+NOBODY = 65534
+
+
+def run_as_nobody(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`sysprep ARGS` as uid 65534.
+
+    A first run, still as root, against an empty tree imports every module that run needs,
+    so neither the checkout nor the interpreter has to be readable by that user.
+    """
+    code = (
+        "import contextlib, io, os, sys, sysprep.cli\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    sysprep.cli.run(['--root', '/nonexistent', 'check'])\n"
+        "    sysprep.cli.run(['--root', '/nonexistent', 'apply', 'elasticsearch'])\n"
+        "import sysprep.apply, sysprep.profile, sysprep.snapshot, sysprep.plan, sysprep.persist\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        f"sys.exit(sysprep.cli.run({args!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
