@@ -79,6 +79,12 @@ def check(
             metavar="PID", help="Judge this running process: its rlimits, cgroup and mappings."
         ),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PROFILE", help="Also show compliance with PROFILE and capacity after it."
+        ),
+    ] = None,
     calibrate: Annotated[
         bool,
         typer.Option(
@@ -99,9 +105,15 @@ def check(
     from sysprep.render import print_json
 
     host: Host = ctx.obj.host
+    loaded = None
+    if profile is not None:
+        from sysprep.profile import load
+
+        loaded = load(profile, host)
+    wanted = parse_count(threads, what="thread count") if threads else None
     target = Target(
-        threads=parse_count(threads, what="thread count"),
-        stack_bytes=_stack_option(stack),
+        threads=wanted or (loaded.threads if loaded else 1_000_000),
+        stack_bytes=_stack_option(stack) or (loaded.stack if loaded else None),
         pid=_pid_option(host, pid),
     )
     cost = None
@@ -110,10 +122,22 @@ def check(
 
         cost = calibrate_cost(host, target)
     result = run_check(host, target, cost=cost)
+    compliance = None
+    if loaded is not None:
+        from sysprep.compliance import compliance_of
+
+        compliance = compliance_of(loaded, host, target, cost)
     if as_json:
-        print_json(assessment_document(result))
+        document = assessment_document(result)
+        if compliance is not None:
+            document["profile"] = compliance.document()
+        print_json(document)
     else:
         print_assessment(result)
+        if compliance is not None:
+            from sysprep.render import print_compliance
+
+            print_compliance(compliance)
     return ExitCode.OK if result.ready else ExitCode.NOT_READY
 
 

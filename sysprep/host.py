@@ -59,6 +59,8 @@ class Host:
     root: Path = Path("/")
     # glibc is the one fact no file holds; None asks this process's libc (confstr(3)).
     glibc: str | None = field(default=None)
+    # Sysctl values to report instead of the files': the host as a plan would leave it.
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_live(self) -> bool:
@@ -85,6 +87,8 @@ class Host:
 
     def sysctl(self, key: str) -> str:
         """Value of a sysctl with whitespace normalised (a tab and a space compare equal)."""
+        if key in self.overrides:
+            return self.overrides[key]
         return " ".join(self.sysctl_path(key).read_text().split())
 
     def sysctl_int(self, key: str) -> int:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from sysprep.apply import ApplyResult
     from sysprep.capacity import Assessment
+    from sysprep.compliance import Compliance
     from sysprep.limits.base import Reading
     from sysprep.snapshot import Snapshot
 
@@ -319,3 +320,24 @@ def print_snapshots(snapshots: list[Snapshot], *, as_json: bool) -> None:
             row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
         )
     Console().print(table)
+
+
+def print_compliance(compliance: Compliance) -> None:
+    """Each profile setting: expected, actual, in place or not; then capacity after apply."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"\nprofile {compliance.profile.name}", title_justify="left")
+    for column in ("setting", "expected (at least)", "actual", "in place"):
+        table.add_column(column)
+    for c in compliance.settings:
+        ok = c.action == "keep"
+        table.add_row(c.key, str(c.wanted), c.before, "[green]yes[/]" if ok else "[bold red]no[/]")
+    console.print(table)
+    after = compliance.after
+    if after.binding is not None and after.capacity is not None:
+        console.print(
+            f"after `sysprep apply {compliance.profile.name}`: can start ~{after.capacity:,}"
+            f" more threads; binding limit: {after.binding.name}"
+        )
