@@ -220,8 +220,8 @@ def _wait_for_probe_with_threads(parent: int, *, threads: int) -> int:
     pytest.fail("the probe never started its threads")
 
 
-def test_probes_run_from_an_installed_wheel(tmp_path: Path) -> None:
-    """The wheel carries probes/ as sysprep/_probes; `sysprep probe` finds them there."""
+def test_probes_and_profiles_ship_in_the_wheel(tmp_path: Path) -> None:
+    """The wheel carries probes/ and profiles/ inside the package; sysprep finds them there."""
     source = probe_path("threads").parents[1]
     built = subprocess.run(
         [
@@ -258,8 +258,10 @@ def test_probes_run_from_an_installed_wheel(tmp_path: Path) -> None:
         capture_output=True,
     )
     code = (
-        "import sys; from sysprep import probe_runner; from sysprep.cli import run;"
+        "import sys; from sysprep import probe_runner, profile; from sysprep.cli import run;"
+        "from sysprep.host import Host;"
         "print(probe_runner.probe_path('threads'), file=sys.stderr);"
+        "print(profile.find('million-threads', Host()), file=sys.stderr);"
         "sys.exit(run(['probe', 'threads', '--count', '500', '--json']))"
     )
     completed = subprocess.run(
@@ -271,5 +273,8 @@ def test_probes_run_from_an_installed_wheel(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(site)},
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stderr.strip() == str(site / "sysprep/_probes/threads.py")
+    assert completed.stderr.strip().splitlines() == [
+        str(site / "sysprep/_probes/threads.py"),
+        str(site / "sysprep/_profiles/million-threads.toml"),
+    ]
     assert json.loads(completed.stdout)["held"] == 500
