@@ -16,6 +16,9 @@ wakes. The reservation is unmapped with one munmap at the end, also on SIGINT or
 
 Exit status: 0 the target was reached, 1 a limit, the memory guard or a signal stopped it,
 2 bad arguments.
+
+Its small helpers (meminfo, counting maps, signals, arguments) repeat threads.py's on
+purpose: each probe is one file that runs alone on a host with nothing else of sysprep.
 """
 
 from __future__ import annotations

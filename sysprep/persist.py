@@ -20,12 +20,6 @@ SYSTEMD_FILE = "/etc/systemd/system.conf.d/90-sysprep.conf"
 # sysctl.d(5): files from all these directories are applied in order of their names;
 # procps' `sysctl --system` applies /etc/sysctl.conf after them all.
 SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
-_SYSTEMD_NAMES = {
-    "RLIMIT_NPROC": "NPROC",
-    "RLIMIT_STACK": "STACK",
-    "RLIMIT_NOFILE": "NOFILE",
-    "RLIMIT_AS": "AS",
-}
 
 
 @dataclass(frozen=True)
@@ -54,7 +48,7 @@ def files_for(
         files.append(PersistFile(LIMITS_FILE, (header + body).encode(), "at next login (PAM)"))
         if host.path("run/systemd/system").is_dir():
             body = "[Manager]\n" + "".join(
-                f"DefaultLimit{_SYSTEMD_NAMES[w.name]}={_systemd_value(w)}\n"
+                f"Default{SPELLINGS[w.name].systemd}={_systemd_value(w)}\n"
                 for w in profile.rlimits
             )
             files.append(
@@ -80,23 +74,22 @@ def later_overrides(host: Host, keys: set[str]) -> list[str]:
             continue
         for line in lines:
             key, sep, _ = line.partition("=")
-            if sep and key.strip().lstrip("-") in keys:
-                found.append(
-                    f"/{path.relative_to(host.root)} sets {key.strip()} after {SYSCTL_FILE}"
-                )
+            name = key.strip().lstrip("-")  # "-key = value": ignore errors setting it
+            if sep and name in keys:
+                shown = f"/{path.relative_to(host.root)}"
+                found.append(f"{shown} sets {name} after {SYSCTL_FILE}")
     return found
 
 
 def _limits_lines(want: RlimitWant) -> str:
-    spelling = SPELLINGS.get(want.name)
-    item = spelling.limits_conf if spelling else "nofile"
-    kib = spelling.kib if spelling else False
+    spelling = SPELLINGS[want.name]
 
     def shown(value: int | None) -> str:
         if value is None:
             return "unlimited"
-        return str(-(-value // 1024)) if kib else str(value)
+        return str(-(-value // 1024)) if spelling.kib else str(value)
 
+    item = spelling.limits_conf
     return f"* soft {item} {shown(want.soft)}\n* hard {item} {shown(want.hard)}\n"
 
 

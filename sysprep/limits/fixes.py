@@ -26,6 +26,7 @@ RLIMITS = {
     "RLIMIT_STACK": RlimitSpelling("-s", "--stack", "stack", "LimitSTACK", kib=True),
     "RLIMIT_AS": RlimitSpelling("-v", "--as", "as", "LimitAS", kib=True),
     "RLIMIT_DATA": RlimitSpelling("-d", "--data", "data", "LimitDATA", kib=True),
+    "RLIMIT_NOFILE": RlimitSpelling("-n", "--nofile", "nofile", "LimitNOFILE", kib=False),
 }
 
 

@@ -108,37 +108,37 @@ def assert_agree(predicted: dict[str, Any], result: dict[str, Any], binding: str
     assert abs(held - capacity) <= capacity / 100, f"check said {capacity}, probe held {held}"
 
 
-def test_pid_max(
-    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """kernel.pid_max: free pid numbers in [300, pid_max)."""
-    sysctls("kernel.pid_max", 6000)
-    with paused_probe(20_000) as probe:
+def predict_and_probe(
+    capsys: pytest.CaptureFixture[str],
+    setup: Callable[[int], None] | None = None,
+    **probe_options: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start the probe paused, *setup* its pid, run check on it, then let it create threads."""
+    with paused_probe(20_000, **probe_options) as probe:
+        if setup is not None:
+            setup(probe.pid)
         predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
-    assert_agree(predicted, result, "kernel.pid_max")
+        return predicted, probe.go()
 
 
-def test_threads_max(
-    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("kernel.pid_max", lambda: 6000),  # free pid numbers in [300, pid_max)
+        ("kernel.threads-max", lambda: Host().tasks_total() + 4000),  # every task counts
+        ("vm.max_map_count", lambda: 9000),  # two mappings per thread stack on this glibc
+    ],
+)
+def test_sysctl_limit(
+    sysctls: Callable[[str, object], None],
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    value: Callable[[], int],
 ) -> None:
-    """kernel.threads-max: every task on the host counts."""
-    sysctls("kernel.threads-max", Host().tasks_total() + 4000)
-    with paused_probe(20_000) as probe:
-        predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
-    assert_agree(predicted, result, "kernel.threads-max")
-
-
-def test_max_map_count(
-    sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """vm.max_map_count: two mappings per thread stack on this glibc."""
-    sysctls("vm.max_map_count", 9000)
-    with paused_probe(20_000) as probe:
-        predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
-    assert_agree(predicted, result, "vm.max_map_count")
+    """Each host-wide sysctl, set low: check and the probe agree, and name it."""
+    sysctls(key, value())
+    predicted, result = predict_and_probe(capsys)
+    assert_agree(predicted, result, key)
     assert result["maps_per_thread"] == 2
 
 
@@ -158,10 +158,11 @@ def pids_cgroup() -> Iterator[Path]:
 def test_pids_cgroup(pids_cgroup: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """pids.max: the probe's cgroup lets 3000 tasks in, the probe itself being one."""
     (pids_cgroup / "pids.max").write_text("3000\n")
-    with paused_probe(20_000) as probe:
-        (pids_cgroup / "cgroup.procs").write_text(f"{probe.pid}\n")
-        predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
+
+    def join_cgroup(pid: int) -> None:
+        (pids_cgroup / "cgroup.procs").write_text(f"{pid}\n")
+
+    predicted, result = predict_and_probe(capsys, join_cgroup)
     assert_agree(predicted, result, "pids.max")
     assert predicted["capacity"] == 2999
 
@@ -194,23 +195,20 @@ def test_rlimit_nproc_as_non_root(
         os.setgid(NOBODY)
         os.setuid(NOBODY)
 
-    with paused_probe(
-        20_000, python=str(SYSTEM_PYTHON), probe=probe_for_nobody, preexec=become_nobody
-    ) as probe:
-        predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
+    predicted, result = predict_and_probe(
+        capsys, python=str(SYSTEM_PYTHON), probe=probe_for_nobody, preexec=become_nobody
+    )
     assert_agree(predicted, result, "RLIMIT_NPROC")
 
 
 def _vm_limit_test(
     resource_id: int, field: str, binding: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with paused_probe(20_000) as probe:
-        status = Host().status(probe.pid)
-        limit = int(status[field].split()[0]) * 1024 + 200 * 1024 * 1024
-        resource.prlimit(probe.pid, resource_id, (limit, limit))
-        predicted = check_pid(probe.pid, capsys)
-        result = probe.go()
+    def limit_to_200_mib_more(pid: int) -> None:
+        limit = int(Host().status(pid)[field].split()[0]) * 1024 + 200 * 1024 * 1024
+        resource.prlimit(pid, resource_id, (limit, limit))
+
+    predicted, result = predict_and_probe(capsys, limit_to_200_mib_more)
     assert_agree(predicted, result, binding)
 
 

@@ -1,0 +1,68 @@
+"""The drop-ins --persist writes: sysctl.d, limits.d, and systemd's only where it runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysprep.persist import files_for
+from sysprep.persist import later_overrides
+from sysprep.plan import plan_sysctls
+from sysprep.profile import load
+
+if TYPE_CHECKING:
+    from tests.fakehost import FakeHost
+
+
+def written(fake: FakeHost, profile: str) -> dict[str, str]:
+    loaded = load(profile, fake.host)
+    return {
+        f.path: f.content.decode()
+        for f in files_for(loaded, plan_sysctls(loaded, fake.host), fake.host)
+    }
+
+
+def test_sysctl_file_holds_the_raised_values(fake: FakeHost) -> None:
+    """Only the sysctls apply changes go to sysctl.d."""
+    files = written(fake, "elasticsearch")
+    assert files["/etc/sysctl.d/90-sysprep.conf"].splitlines()[1:] == ["vm.max_map_count = 262144"]
+
+
+def test_limits_file_counts_stack_in_kib(fake: FakeHost) -> None:
+    """limits.conf's stack item is in KiB; unlimited is spelled out."""
+    lines = written(fake, "million-threads")["/etc/security/limits.d/90-sysprep.conf"].splitlines()
+    assert "* soft stack 256" in lines
+    assert "* hard stack unlimited" in lines
+    assert "* soft nproc 2000000" in lines
+
+
+def test_systemd_drop_in_where_systemd_runs(fake: FakeHost) -> None:
+    """/run/systemd/system exists: a system.conf.d drop-in sets the services' defaults."""
+    drop_in = written(fake, "elasticsearch")["/etc/systemd/system.conf.d/90-sysprep.conf"]
+    assert drop_in.splitlines()[1:] == [
+        "[Manager]",
+        "DefaultLimitNPROC=4096:4096",
+        "DefaultLimitNOFILE=65535:65535",
+        "DefaultLimitAS=infinity:infinity",
+    ]
+
+
+def test_no_systemd_drop_in_without_systemd(fake: FakeHost) -> None:
+    """Without systemd there is no drop-in to write."""
+    (fake.root / "run/systemd/system/.keep").unlink()
+    (fake.root / "run/systemd/system").rmdir()
+    assert "/etc/systemd/system.conf.d/90-sysprep.conf" not in written(fake, "elasticsearch")
+
+
+def test_later_files_and_sysctl_conf_override(fake: FakeHost) -> None:
+    """Files sorting after 90-sysprep.conf, in any sysctl.d directory, and /etc/sysctl.conf win."""
+    (fake.root / "usr/lib/sysctl.d").mkdir(parents=True)
+    (fake.root / "usr/lib/sysctl.d/99-vendor.conf").write_text("vm.max_map_count=65530\n")
+    (fake.root / "usr/lib/sysctl.d/50-pid-max.conf").write_text("kernel.pid_max = 4194304\n")
+    (fake.root / "etc").mkdir()
+    (fake.root / "etc/sysctl.conf").write_text("# comment\n-kernel.pid_max = 32768\n")
+    found = later_overrides(fake.host, {"vm.max_map_count", "kernel.pid_max"})
+    after = "after /etc/sysctl.d/90-sysprep.conf"
+    assert found == [
+        f"/usr/lib/sysctl.d/99-vendor.conf sets vm.max_map_count {after}",
+        f"/etc/sysctl.conf sets kernel.pid_max {after}",
+    ]
