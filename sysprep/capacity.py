@@ -30,6 +30,9 @@ class Assessment:
     capacity: int | None  # more threads the host allows; None: nothing known binds
     binding: Reading | None
     cost: ThreadCost | None
+    connections_capacity: int | None = None  # with a connections target
+    connections_binding: Reading | None = None
+    connection_bytes: int | None = None
 
     @property
     def unknown(self) -> tuple[Reading, ...]:
@@ -64,22 +67,42 @@ def check(
 ) -> Assessment:
     """Read every limit of *host* for *target* (read-only) and assess them."""
     if limits is None:
-        from sysprep.limits import ALL_LIMITS
+        from sysprep.limits import ALL_LIMITS  # the registry imports every thread limit
 
-        limits = ALL_LIMITS
+        limits = ALL_LIMITS if target.threads else ()
+        if target.connections:
+            from sysprep.limits.network import NETWORK_LIMITS
+
+            limits = (*limits, *NETWORK_LIMITS)
     inspection = Inspection(host, target, cost)
     readings = tuple(_read(limit, inspection) for limit in limits)
-    capacity, binding = assess(readings)
+    capacity, binding = assess([r for r in readings if r.unit == "threads"])
+    connections, connections_binding = assess([r for r in readings if r.unit == "connections"])
+    connection_bytes = None
+    if target.connections:
+        from sysprep.limits.network import connection_cost
+
+        connection_bytes = connection_cost(inspection)
     try:
         stack = inspection.stack_bytes
         per_thread: ThreadCost | None = thread_cost(inspection)
     except (OSError, ValueError, KeyError):
         stack, per_thread = target.stack_bytes or 0, None
-    return Assessment(target, stack, readings, capacity, binding, per_thread)
+    return Assessment(
+        target,
+        stack,
+        readings,
+        capacity,
+        binding,
+        per_thread,
+        connections,
+        connections_binding,
+        connection_bytes,
+    )
 
 
 def _read(limit: Limit, inspection: Inspection) -> Reading:
     try:
         return limit.read(inspection)
     except (OSError, ValueError, KeyError, IndexError) as error:
-        return unknown(limit.name, error)
+        return unknown(limit.name, error, limit.unit)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Annotated
 from typing import NoReturn
 
@@ -24,6 +27,10 @@ from sysprep.paths import Paths
 from sysprep.units import format_size
 from sysprep.units import parse_count
 from sysprep.units import parse_size
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
 
 app = typer.Typer(
     name="sysprep",
@@ -62,11 +69,16 @@ def _options(
 def check(
     ctx: typer.Context,
     threads: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--threads", "-n", metavar="N", help="Threads the process must hold at once."
+            "--threads",
+            "-n",
+            metavar="N",
+            help="Threads the process must hold at once [default: 1000000, or the profile's;"
+            " none with only --connections].",
+            show_default=False,
         ),
-    ] = "1000000",
+    ] = None,
     stack: Annotated[
         str | None,
         typer.Option(
@@ -83,6 +95,16 @@ def check(
         str | None,
         typer.Option(
             metavar="PROFILE", help="Also show compliance with PROFILE and capacity after it."
+        ),
+    ] = None,
+    connections: Annotated[
+        str | None,
+        typer.Option(metavar="N", help="Also judge N concurrent TCP connections."),
+    ] = None,
+    sources: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K", help="The connections are made from K source addresses (a client)."
         ),
     ] = None,
     calibrate: Annotated[
@@ -111,10 +133,16 @@ def check(
 
         loaded = load(profile, host)
     wanted = parse_count(threads, what="thread count") if threads else None
+    wanted_connections = parse_count(connections, what="connection count") if connections else None
+    if sources is not None and (sources <= 0 or wanted_connections is None):
+        raise BadInputError(f"invalid --sources {sources}: give it with --connections, at least 1")
+    default_threads = 0 if wanted_connections and not loaded else 1_000_000
     target = Target(
-        threads=wanted or (loaded.threads if loaded else 1_000_000),
+        threads=wanted or (loaded.threads if loaded else default_threads),
         stack_bytes=_stack_option(stack) or (loaded.stack if loaded else None),
         pid=_pid_option(host, pid),
+        connections=wanted_connections,
+        sources=sources,
     )
     cost = None
     if calibrate:
@@ -131,6 +159,10 @@ def check(
         document = assessment_document(result)
         if compliance is not None:
             document["profile"] = compliance.document()
+        if target.connections and host.is_live:
+            from sysprep.netns import links
+
+            document["links"] = links()
         print_json(document)
     else:
         print_assessment(result)
@@ -160,6 +192,14 @@ def probe(
     mode: Annotated[
         str, typer.Option(metavar="MODE", help="hold: all alive at once; seed: 1 s each.")
     ] = "hold",
+    server: Annotated[
+        str,
+        typer.Option(metavar="KIND", help="connections: epoll loop, or threads (one per client)."),
+    ] = "epoll",
+    sources: Annotated[
+        int | None,
+        typer.Option(metavar="K", help="connections: source addresses (default: enough)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> int:
     """Prove it: hold N native threads (or N mappings) at once and name what stopped them.
@@ -185,18 +225,40 @@ def probe(
     args = ["--count", str(target)]
     if name == "threads":
         args += ["--mode", mode, *(["--stack", str(stack_bytes)] if stack_bytes else [])]
+    if name == "connections":
+        if server not in ("epoll", "threads"):
+            raise BadInputError(f"invalid server {server!r}: epoll or threads")
+        if sources is not None and sources <= 0:
+            raise BadInputError(f"invalid sources {sources}: at least 1")
+        args += ["--server", server, *(["--sources", str(sources)] if sources else [])]
     try:
-        if as_json:
-            result = run_probe(name, args)
-            render.print_json(result.document)
-        else:
-            with render.probe_progress(name, target) as on_progress:
-                result = run_probe(name, args, on_progress=on_progress)
-            render.print_probe(result.document)
+        with _probe_namespace(name) as setup:
+            if as_json:
+                result = run_probe(name, args, setup=setup)
+                render.print_json(result.document)
+            else:
+                with render.probe_progress(name, target) as on_progress:
+                    result = run_probe(name, args, on_progress=on_progress, setup=setup)
+                render.print_probe(result.document)
     except KeyboardInterrupt:
         message = f"interrupted: the {name} probe stopped and released what it held"
         raise StoppedError(message) from None
     return ExitCode.OK if result.reached else ExitCode.NOT_READY
+
+
+@contextlib.contextmanager
+def _probe_namespace(name: str) -> Iterator[Callable[[], None] | None]:
+    """The connections probe runs in a private network namespace; the others where we are."""
+    if name != "connections":
+        yield None
+        return
+    if os.geteuid() != 0:
+        raise NeedsRootError("the connections probe makes a network namespace; run it as root")
+    from sysprep.netns import entering
+    from sysprep.netns import private_namespace
+
+    with private_namespace() as namespace:
+        yield entering(namespace)
 
 
 def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
@@ -204,6 +266,8 @@ def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
     from sysprep.capacity import check as run_check
 
     result = run_check(host, Target(threads=1, stack_bytes=stack_bytes))
+    if name == "connections":
+        return 10_000
     if name == "maps":
         maps = next(r for r in result.readings if r.name == "vm.max_map_count")
         if maps.current is None or maps.in_use is None:

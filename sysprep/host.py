@@ -172,6 +172,10 @@ class Host:
         task = self.path(f"proc/{pid}/task")
         return [int(entry.name) for entry in task.iterdir() if entry.name.isdigit()]
 
+    def fds(self, pid: int | str) -> list[str]:
+        """Open file descriptors of a process (names in /proc/PID/fd)."""
+        return [entry.name for entry in self.path(f"proc/{pid}/fd").iterdir()]
+
     def rlimits(self, pid: int | str) -> dict[str, tuple[int | None, int | None]]:
         """Soft and hard limits from /proc/PID/limits; None is unlimited.
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Installed wheels carry probes/ as sysprep/_probes; a source checkout has it beside the package.
 _PROBE_DIRS = (PACKAGE_DIR / "_probes", PACKAGE_DIR.parent / "probes")
-PROBES = ("threads", "maps")
+PROBES = ("threads", "maps", "connections")
 # A probe asked to stop still releases and joins every thread; 600k threads take ~10 s.
 _STOP_SECONDS = 120
 _PR_SET_PDEATHSIG = 1
@@ -62,6 +62,15 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _prepare(setup: Callable[[], None] | None) -> Callable[[], None]:
+    def prepare() -> None:
+        _die_with_parent()
+        if setup is not None:
+            setup()
+
+    return prepare
+
+
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM to sysprep behaves like Ctrl-C: the probe is stopped, not abandoned."""
@@ -81,11 +90,13 @@ def run_probe(
     args: list[str],
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    setup: Callable[[], None] | None = None,
 ) -> ProbeResult:
     """Run probe *name* with *args* in a child process with its own limits and memory.
 
     Ctrl-C or SIGTERM stops the child (it releases every thread it holds) and is then
-    re-raised as KeyboardInterrupt; no child outlives this call.
+    re-raised as KeyboardInterrupt; no child outlives this call. *setup* runs in the child
+    before the probe starts (e.g. entering a network namespace).
     """
     # -S: probes use the standard library only; site-packages and .pth hooks are not theirs.
     command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
@@ -97,7 +108,7 @@ def run_probe(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # Ctrl-C reaches sysprep, which stops the probe in order
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are running yet
+        preexec_fn=_prepare(setup),  # noqa: PLW1509 - no threads are running yet
     )
     messages: list[str] = []
     try:

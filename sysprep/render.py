@@ -27,6 +27,7 @@ SCHEMA_VERSION = 1
 # Limits whose values are bytes; the rest are counts.
 _BYTES = frozenset(
     {
+        "memory (connections)",
         "RLIMIT_STACK",
         "RLIMIT_AS",
         "RLIMIT_DATA",
@@ -55,6 +56,17 @@ def assessment_document(result: Assessment) -> dict[str, Any]:
         "limits": [_reading_document(r) for r in result.readings],
         "per_thread_bytes": cost.total if cost else None,
         "per_thread": ({"total": cost.total, **asdict(cost)} if cost else None),
+        "connections": (
+            {
+                "target": result.target.connections,
+                "sources": result.target.sources,
+                "capacity": result.connections_capacity,
+                "binding": result.connections_binding.name if result.connections_binding else None,
+                "per_connection_bytes": result.connection_bytes,
+            }
+            if result.target.connections
+            else None
+        ),
     }
 
 
@@ -68,6 +80,7 @@ def _reading_document(reading: Reading) -> dict[str, Any]:
         "needed": reading.needed,
         "fix": asdict(reading.fix) if reading.fix else None,
         "note": reading.note,
+        "unit": reading.unit,
     }
 
 
@@ -94,13 +107,14 @@ def print_assessment(result: Assessment) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(
-        title=(
-            f"Can this host run {result.target.threads:,} threads"
-            f" of {format_size(result.stack_bytes)} stack?"
-        ),
-        title_justify="left",
-    )
+    wants = []
+    if result.target.threads:
+        wants.append(
+            f"{result.target.threads:,} threads of {format_size(result.stack_bytes)} stack"
+        )
+    if result.target.connections:
+        wants.append(f"{result.target.connections:,} connections")
+    table = Table(title=f"Can this host run {' and '.join(wants)}?", title_justify="left")
     numeric = ("current", "in use", "needed", "allows")
     for column in ("limit", *numeric, "status"):
         table.add_column(column, justify="right" if column in numeric else "left")
@@ -115,9 +129,10 @@ def print_assessment(result: Assessment) -> None:
             f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
         )
     console.print(table)
-    console.print(summary_line(result), style="bold")
+    for line in _capacity_lines(result):
+        console.print(line, style="bold")
     cost = result.cost
-    if cost is not None:
+    if cost is not None and result.target.threads:
         how = "measured" if cost.measured else "estimated; --calibrate measures it"
         console.print(
             f"memory per thread: {format_size(cost.total)} ({how}): kernel stack"
@@ -126,7 +141,7 @@ def print_assessment(result: Assessment) -> None:
         )
     failing = [r for r in result.readings if r.fix is not None]
     if failing:
-        console.print(f"\nTo run {result.target.threads:,} threads:")
+        console.print(f"\nTo run {' and '.join(wants)}:")
     for r in failing:
         assert r.fix is not None  # noqa: S101 - filtered above; narrows the type
         console.print(f"  [bold]{r.name}[/]: {r.fix.now}")
@@ -143,7 +158,30 @@ def print_assessment(result: Assessment) -> None:
     for r in notes:
         console.print(f"  {r.name}: {r.note}", style="dim")
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
-    console.print(f"\n{verdict} for {result.target.threads:,} threads")
+    console.print(f"\n{verdict} for {' and '.join(wants)}")
+
+
+def _wants(result: Assessment) -> list[str]:
+    """What the check was asked: "1,000,000 threads of 8 MiB stack", "N connections"."""
+    wants = []
+    if result.target.threads:
+        stack = format_size(result.stack_bytes)
+        wants.append(f"{result.target.threads:,} threads of {stack} stack")
+    if result.target.connections:
+        wants.append(f"{result.target.connections:,} connections")
+    return wants
+
+
+def _capacity_lines(result: Assessment) -> list[str]:
+    """One capacity line per thing judged."""
+    lines = [summary_line(result)] if result.target.threads else []
+    binding, capacity = result.connections_binding, result.connections_capacity
+    if result.target.connections and binding is not None and capacity is not None:
+        lines.append(
+            f"can hold ~{capacity:,} more connections; binding limit:"
+            f" {binding.name} = {_value(binding.name, binding.current)}"
+        )
+    return lines
 
 
 def _value(name: str, value: int | None) -> str:

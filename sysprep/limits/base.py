@@ -45,11 +45,17 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Target:
-    """What the host must do: hold *threads* threads of *stack_bytes* in process *pid*."""
+    """What the host must do: threads in process *pid*, and TCP connections.
 
-    threads: int
+    *connections* are accepted by the process (a server), or opened from *sources* source
+    addresses to one destination (a load generator).
+    """
+
+    threads: int  # 0: only connections are judged
     stack_bytes: int | None = None  # None: what glibc picks from RLIMIT_STACK
     pid: int | None = None  # None: a new process started by the caller
+    connections: int | None = None
+    sources: int | None = None  # None: the process accepts them (a server)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class Reading:
     needed: int | None = None  # the value this limit needs for the target
     fix: Fix | None = None
     note: str = ""
+    unit: str = "threads"  # what `allows` counts: threads or connections
 
 
 def measured(
@@ -87,9 +94,11 @@ def measured(
     needed: int | None = None,
     fix: Fix | None = None,
     note: str = "",
+    unit: str = "threads",
 ) -> Reading:
     """A Reading whose status follows from *allows*; the fix is kept only when it is needed."""
-    ok = allows is None or allows >= target.threads
+    wanted = target.connections or 0 if unit == "connections" else target.threads
+    ok = allows is None or allows >= wanted
     return Reading(
         name,
         Status.OK if ok else Status.FAILS,
@@ -99,19 +108,21 @@ def measured(
         needed=needed,
         fix=None if ok else fix,
         note=note,
+        unit=unit,
     )
 
 
-def unknown(name: str, error: Exception) -> Reading:
+def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
     """A limit that could not be read; it makes the host "not ready" until it can be."""
     reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
-    return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}")
+    return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}", unit=unit)
 
 
 class Limit(Protocol):
-    """A limit on thread count: reads itself, never changes anything."""
+    """A limit on thread (or connection) count: reads itself, never changes anything."""
 
     name: str
+    unit: str
 
     def read(self, inspection: Inspection) -> Reading:
         """Current value, in use, threads allowed, and the fix when it stops the target."""
@@ -197,6 +208,11 @@ class Inspection:
             uid = int(status["Uid"].split()[0])
             by_uid[uid] = by_uid.get(uid, 0) + threads
         return TaskCensus(len(tids), by_uid, tuple(tids))
+
+    @cached_property
+    def open_fds(self) -> int:
+        """File descriptors the judged process holds (/proc/PID/fd)."""
+        return len(self.host.fds(self.proc))
 
     @cached_property
     def page_size(self) -> int:

@@ -19,6 +19,7 @@ class PidsMax:
     """pids.max: a clone fails when any ancestor cgroup would pass its limit (cgroup/pids.c)."""
 
     name = "pids.max"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest pids.max - pids.current over the cgroup and its ancestors."""

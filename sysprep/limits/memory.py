@@ -57,6 +57,7 @@ class MemAvailable:
     """MemAvailable: each thread takes kernel stack, page tables, slab and two user pages."""
 
     name = "memory"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (MemAvailable - the OOM floor) / per-thread cost."""
@@ -81,6 +82,7 @@ class MemoryCgroup:
     """The memory cgroup limit: kernel stacks, page tables and slab are charged to it too."""
 
     name = "memory.max"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
@@ -132,6 +134,7 @@ class CommitLimit:
     """CommitLimit: with vm.overcommit_memory = 2 every stack is charged in full (mm/util.c)."""
 
     name = "CommitLimit"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (CommitLimit - Committed_AS - reserves) / stack under mode 2."""
@@ -176,6 +179,7 @@ class AddressSpace:
     """User address space: N × (stack + guard) must fit beside what is already mapped."""
 
     name = "address-space"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (user address space - VmSize) / (stack + guard)."""

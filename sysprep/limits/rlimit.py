@@ -14,6 +14,7 @@ class Nproc:
     """RLIMIT_NPROC: threads of the real uid, host-wide; global root is exempt."""
 
     name = "RLIMIT_NPROC"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus every task of the judged process's real uid."""
@@ -42,6 +43,7 @@ class Stack:
     """RLIMIT_STACK: does not bound the count; glibc takes it as the default thread stack."""
 
     name = "RLIMIT_STACK"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Reports the stack size every other limit is computed with."""
@@ -62,6 +64,7 @@ class AddressSpace:
     """RLIMIT_AS: VmSize may not pass it; each thread maps its stack plus a guard page."""
 
     name = "RLIMIT_AS"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmSize) / (stack + guard)."""
@@ -73,6 +76,7 @@ class Data:
     """RLIMIT_DATA: private writable mappings count, thread stacks included (Linux ≥ 4.7)."""
 
     name = "RLIMIT_DATA"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmData) / the writable part of a stack."""

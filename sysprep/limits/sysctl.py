@@ -18,6 +18,7 @@ class ThreadsMax:
     """kernel.threads-max: clone fails once the tasks of the whole host reach it, root included."""
 
     name = "kernel.threads-max"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
@@ -39,6 +40,7 @@ class PidMax:
     """kernel.pid_max: every thread takes a pid number, handed out from [300, pid_max)."""
 
     name = "kernel.pid_max"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the pid numbers in [300, pid_max) that no task holds."""
@@ -68,6 +70,7 @@ class MaxMapCount:
     """vm.max_map_count: mappings per process; each thread stack adds 1 or 2."""
 
     name = "vm.max_map_count"
+    unit = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the mappings left in the judged process over mappings per thread."""

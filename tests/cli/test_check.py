@@ -15,7 +15,7 @@ from sysprep.errors import ExitCode
 if TYPE_CHECKING:
     from tests.fakehost import FakeHost
 
-LIMIT_KEYS = {"name", "current", "in_use", "allows", "needed", "status", "fix", "note"}
+LIMIT_KEYS = {"name", "current", "in_use", "allows", "needed", "status", "fix", "note", "unit"}
 
 
 def check(fake: FakeHost, *args: str) -> list[str]:

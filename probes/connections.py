@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Hold N TCP connections open at once, exchange a message on each, name what stopped them.
+
+Standalone: Python standard library only. `sysprep probe connections` runs it inside a
+private network namespace of its own (made with pyroute2, removed afterwards); run by hand
+it uses the current namespace, loopback only:
+
+    python3 connections.py --count 10000 --json
+
+This process is the server: it listens on 127.0.0.1 and accepts every connection, with one
+epoll loop (default) or one thread per connection (--server threads, the seed's design).
+Forked client processes open the connections from source addresses 127.0.0.2, 127.0.0.3, ...
+(all of 127/8 is local on lo), each address giving a whole ephemeral port range, so one
+address pair's ~28,000 ports do not cap the count. Every client sends 4 bytes and reads them
+back. With all N open the probe counts fds and kernel memory, then closes everything.
+
+stopped_by names the limit with `sysprep check`'s names: RLIMIT_NOFILE (accept: EMFILE),
+fs.file-max (ENFILE), net.ipv4.ip_local_port_range (no free port for an address pair),
+memory (the MemAvailable floor: 5 % of MemTotal, at least 512 MiB), or signal.
+
+Exit status: 0 all N held, 1 a limit, the memory guard or a signal stopped it, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MIB = 1 << 20
+_PORT = 5000  # outside the ephemeral range, so the listener takes no client port
+_MESSAGE = b"ping"
+_CHECK_INTERVAL = 1024
+_WORST_BYTES_PER_CONNECTION = 64 * 1024
+_CONNECT_TIMEOUT = 3.0
+_ECHO_SECONDS = 10.0  # for every echo of a client process together
+_CHILD_EXIT_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1
+_PORTS_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def parse_count(text: str) -> int:
+    """A positive count; "250_000" and "250,000" are accepted."""
+    cleaned = text.replace("_", "").replace(",", "")
+    if not cleaned.isdigit() or int(cleaned) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number > 0)")
+    return int(cleaned)
+
+
+# Kept open for the whole run: at the fd limit, opening it again would fail (EMFILE).
+_MEMINFO_FD = os.open("/proc/meminfo", os.O_RDONLY)
+# Spare fds, closed before the last look around when the process is at RLIMIT_NOFILE.
+_SPARE_FDS = 8
+
+
+def meminfo() -> dict[str, int]:
+    """/proc/meminfo in bytes, re-read through the fd opened at start."""
+    info = {}
+    for line in os.pread(_MEMINFO_FD, 1 << 16, 0).decode().splitlines():
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
+    return info
+
+
+def port_range() -> tuple[int, int]:
+    """net.ipv4.ip_local_port_range of this namespace."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = f.read().split()
+    return int(low), int(high)
+
+
+def open_fds() -> int:
+    """File descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def event(**fields: object) -> None:
+    """One JSON line on stderr for the process driving the probe."""
+    sys.stderr.write(json.dumps(fields) + "\n")
+    sys.stderr.flush()
+
+
+# --- clients (forked processes)
+
+
+def client(count: int, source: str, port: int, stop_fd: int, report_fd: int) -> None:
+    """Open *count* connections from *source*, echo on each, report, hold until told to close."""
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the server
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sockets: list[socket.socket] = []
+    error = 0
+    for number in range(count):
+        if number % _CHECK_INTERVAL == 0 and select.select([stop_fd], [], [], 0)[0]:
+            break
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.settimeout(_CONNECT_TIMEOUT)
+            s.bind((source, 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(_MESSAGE)
+        except OSError as failure:
+            s.close()
+            error = failure.errno or errno.ETIMEDOUT
+            break
+        sockets.append(s)
+    report = {"opened": len(sockets), "echoed": _read_echoes(sockets), "errno": error}
+    os.write(report_fd, json.dumps(report).encode() + b"\n")
+    select.select([stop_fd], [], [])  # hold every connection until the server is done
+    for s in sockets:
+        s.close()
+
+
+def _read_echoes(sockets: list[socket.socket]) -> int:
+    """Echoes received, all sockets waited on together: one deadline, not one per socket."""
+    by_fd = {s.fileno(): s for s in sockets}
+    poller = select.epoll()
+    for s in sockets:
+        s.setblocking(False)
+        poller.register(s.fileno(), select.EPOLLIN)
+    echoed = 0
+    deadline = time.monotonic() + _ECHO_SECONDS
+    while by_fd and time.monotonic() < deadline:
+        for fd, _ in poller.poll(0.2):
+            with contextlib.suppress(OSError):  # reset: the server never accepted it
+                echoed += by_fd[fd].recv(len(_MESSAGE)) == _MESSAGE
+            poller.unregister(fd)
+            del by_fd[fd]
+    poller.close()
+    return echoed
+
+
+# --- the server
+
+
+class Server:
+    """Accepts and echoes; counts what it holds."""
+
+    def __init__(self, *, threads: bool, floor: int, progress: int) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", _PORT))
+        self.listener.listen(socket.SOMAXCONN)
+        self.listener.setblocking(False)
+        self.epoll = select.epoll()
+        self.epoll.register(self.listener.fileno(), select.EPOLLIN)
+        self.connections: dict[int, socket.socket] = {}
+        self.threads = threads
+        self.floor = floor
+        self.progress = progress
+        self.accepted = 0
+        self.echoed = 0
+        self.stopped_by: str | None = None
+        self.error: int | None = None
+        self._echo_lock = threading.Lock()
+        if threads:
+            threading.stack_size(64 * 1024)
+
+    def serve(
+        self,
+        target: int,
+        deadline: float,
+        stop_arrived: Callable[[], bool],
+        clients_done: Callable[[], bool],
+    ) -> None:
+        """Accept until *target* echoed, a limit, the floor, a signal, or the clients end."""
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            if stop_arrived():
+                self.stopped_by = "signal"
+                return
+            if self.stopped_by is None and meminfo()["MemAvailable"] < self.floor:
+                self.stopped_by = "memory"
+                return
+            if self.progress and time.monotonic() - last_report >= 0.1:
+                last_report = time.monotonic()
+                event(event="progress", created=self.accepted, target=self.progress)
+            for fd, _ in self.epoll.poll(0.05):
+                if fd == self.listener.fileno():
+                    if not self._accept_all():
+                        # A limit: accept no more. Closing the listener resets its backlog
+                        # and refuses new connects, so the clients stop at once.
+                        self.epoll.unregister(fd)
+                        self.listener.close()
+                else:
+                    self._echo(self.connections[fd])
+            if self.echoed >= target or (clients_done() and self._idle()):
+                return
+
+    def _idle(self) -> bool:
+        return not self.epoll.poll(0.2)
+
+    def _accept_all(self) -> bool:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return True
+            except OSError as failure:
+                self.error = failure.errno
+                names = {errno.EMFILE: "RLIMIT_NOFILE", errno.ENFILE: "fs.file-max"}
+                self.stopped_by = names.get(failure.errno or 0, "unknown")
+                return False
+            self.accepted += 1
+            if self.threads:
+                threading.Thread(target=self._echo_blocking, args=(conn,), daemon=True).start()
+            else:
+                conn.setblocking(False)
+                self.connections[conn.fileno()] = conn
+                self.epoll.register(conn.fileno(), select.EPOLLIN)
+
+    def _echo(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(len(_MESSAGE))
+        except BlockingIOError:
+            return
+        if data:
+            conn.sendall(data)
+            self.echoed += 1
+        self.epoll.unregister(conn.fileno())  # one message each; hold the socket open
+
+    def _echo_blocking(self, conn: socket.socket) -> None:
+        """Thread per connection: echo once, then block until the client closes."""
+        data = conn.recv(len(_MESSAGE))
+        conn.sendall(data)
+        with self._echo_lock:
+            self.echoed += 1
+        conn.recv(1)
+        conn.close()
+
+
+def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0915
+    """Hold args.count connections; measure; close them all."""
+    low, high = port_range()
+    per_source = high - low + 1 - 16  # a few ports spare for whatever else runs
+    sources = args.sources or max(1, -(-args.count // per_source))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    per_client = max(1, min(per_source, hard - 64))
+    plan: list[tuple[str, int]] = []  # (source address, connections) for each client process
+    remaining = args.count
+    for index in range(sources):
+        share = min(remaining, per_source if args.sources is None else -(-args.count // sources))
+        while share > 0 and remaining > 0:
+            take = min(share, per_client, remaining)
+            plan.append((f"127.0.{2 + index // 250}.{2 + index % 250}", take))
+            share -= take
+            remaining -= take
+    floor = (
+        args.memory_floor
+        if args.memory_floor is not None
+        else max(meminfo()["MemTotal"] // 20, 512 * MIB)
+    )
+    server = Server(
+        threads=args.server == "threads", floor=floor, progress=args.count if args.progress else 0
+    )
+    stop_read, stop_write = os.pipe()
+    report_read, report_write = os.pipe()
+    if args.wait:  # let a caller inspect this process (its fds, its limits) first
+        event(event="ready", pid=os.getpid())
+        sys.stdin.readline()
+    previous = {signal.Signals(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)}
+    children: list[int] = []
+    spares = [os.open("/dev/null", os.O_RDONLY) for _ in range(_SPARE_FDS)]
+    info_before, fds_before = meminfo(), open_fds()
+    started = time.monotonic()
+    try:
+        server_fds = [server.listener.fileno(), server.epoll.fileno()]
+        children.extend(
+            start_clients(plan, previous, stop_read, (report_read, report_write), server_fds)
+        )
+        os.close(report_write)
+        reports: list[dict[str, int]] = []
+
+        def clients_done() -> bool:
+            while select.select([report_read], [], [], 0)[0]:
+                chunk = os.read(report_read, 65536)
+                if not chunk:
+                    return True
+                reports.extend(json.loads(line) for line in chunk.splitlines() if line)
+            return len(reports) == len(children)
+
+        def stop_arrived() -> bool:
+            return bool(signal.sigpending() & _STOP_SIGNALS)
+
+        server.serve(args.count, started + args.timeout, stop_arrived, clients_done)
+        seconds = time.monotonic() - started
+        while len(reports) < len(children) and server.stopped_by is None:
+            if clients_done():
+                break
+            time.sleep(0.01)
+        for spare in spares:
+            os.close(spare)
+        info, fds = meminfo(), open_fds() + _SPARE_FDS
+        held = server.echoed
+    finally:
+        # The server closes first, so TIME_WAIT lands on its port, not on client ports.
+        for conn in server.connections.values():
+            conn.close()
+        server.listener.close()
+        os.write(stop_write, b"x")  # every client closes its connections and exits
+        _reap(children)
+        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    client_errors = {r["errno"] for r in reports if r["errno"]}
+    if server.stopped_by is None and client_errors & set(_PORTS_ERRNOS):
+        server.stopped_by = "net.ipv4.ip_local_port_range"
+    elif server.stopped_by is None and held < args.count:
+        server.stopped_by = "unknown"
+    error = server.error or next(iter(client_errors), None)
+    n = max(held, 1)
+    document = {
+        "probe": "connections",
+        "target": args.count,
+        "held": held,
+        "accepted": server.accepted,
+        "stopped_by": server.stopped_by,
+        "errno": None if error is None else errno.errorcode.get(error, str(error)),
+        "server": args.server,
+        "sources": sources,
+        "client_processes": len(plan),
+        "create_seconds": round(seconds, 6),
+        "create_rate": round(held / seconds) if seconds > 0 else None,
+        "fds_per_connection": round((fds - fds_before) / n, 3),
+        "per_connection_bytes": {
+            "slab": (info["SUnreclaim"] - info_before["SUnreclaim"]) // n,
+            "mem_available": (info_before["MemAvailable"] - info["MemAvailable"]) // n,
+        },
+        "memory_floor": floor,
+    }
+    return document, 0 if held >= args.count else 1
+
+
+def start_clients(
+    plan: list[tuple[str, int]],
+    mask: set[signal.Signals],
+    stop_fd: int,
+    report: tuple[int, int],
+    server_fds: list[int],
+) -> list[int]:
+    """Fork one client process per (source address, count) of *plan*."""
+    children = []
+    for source, count in plan:
+        pid = os.fork()
+        if pid == 0:  # a client: never returns into the server's code
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                # The server's listener must be the server's alone: a copy here would keep
+                # it open (and its backlog alive) after the server closes it at a limit.
+                for fd in (report[0], *server_fds):
+                    os.close(fd)
+                client(count, source, _PORT, stop_fd, report[1])
+            finally:
+                os._exit(0)
+        children.append(pid)
+    return children
+
+
+def _reap(children: list[int]) -> None:
+    """Wait for the clients to exit; kill any that do not within _CHILD_EXIT_SECONDS."""
+    deadline = time.monotonic() + _CHILD_EXIT_SECONDS
+    for pid in children:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the probe, print one JSON document (or a summary line)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--count", type=parse_count, default=10_000, help="connections to hold")
+    parser.add_argument("--sources", type=parse_count, help="source addresses (default: enough)")
+    parser.add_argument("--server", choices=("epoll", "threads"), default="epoll")
+    parser.add_argument("--memory-floor", type=parse_count, help="MemAvailable to keep, bytes")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds at most")
+    parser.add_argument("--progress", action="store_true", help="JSON progress lines on stderr")
+    parser.add_argument("--wait", action="store_true", help="wait for a line on stdin first")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return 2 if exit_.code else 0
+    try:
+        document, status = probe(args)
+    except OSError as error:
+        print(f"connections: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(document))
+    else:
+        stopped = f"; stopped by {document['stopped_by']}" if document["stopped_by"] else ""
+        print(f"{document['held']:,} of {document['target']:,} connections held{stopped}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
