@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import functools
 import json
 import os
 import resource
@@ -51,6 +52,8 @@ _CONNECT_TIMEOUT = 3.0
 _ECHO_SECONDS = 10.0  # for every echo of a client process together
 _CHILD_EXIT_SECONDS = 30.0
 _PR_SET_PDEATHSIG = 1
+_IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h, Linux >= 4.2
+_WORKER_SECONDS = 600.0
 _PORTS_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -113,6 +116,9 @@ def client(count: int, source: str, port: int, stop_fd: int, report_fd: int) -> 
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.settimeout(_CONNECT_TIMEOUT)
+            # Bind the address only; connect() picks the port by hashing the 4-tuple. A plain
+            # bind(port 0) scans every socket on the address: quadratic over a run.
+            s.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
             s.bind((source, 0))
             s.connect(("127.0.0.1", port))
             s.sendall(_MESSAGE)
@@ -182,13 +188,16 @@ class Server:
     ) -> None:
         """Accept until *target* echoed, a limit, the floor, a signal, or the clients end."""
         last_report = 0.0
+        next_check = 0
         while time.monotonic() < deadline:
             if stop_arrived():
                 self.stopped_by = "signal"
                 return
-            if self.stopped_by is None and meminfo()["MemAvailable"] < self.floor:
-                self.stopped_by = "memory"
-                return
+            if self.accepted >= next_check:  # the memory guard, every _CHECK_INTERVAL accepts
+                next_check = self.accepted + _CHECK_INTERVAL
+                if meminfo()["MemAvailable"] < self.floor:
+                    self.stopped_by = "memory"
+                    return
             if self.progress and time.monotonic() - last_report >= 0.1:
                 last_report = time.monotonic()
                 event(event="progress", created=self.accepted, target=self.progress)
@@ -203,6 +212,23 @@ class Server:
                     self._echo(self.connections[fd])
             if self.echoed >= target or (clients_done() and self._idle()):
                 return
+
+    def own_epoll(self) -> None:
+        """Give this process an epoll instance of its own.
+
+        After fork the parent's would be shared, and with it the events of another process's
+        fds.
+        """
+        self.epoll.close()
+        self.epoll = select.epoll()
+        self.epoll.register(self.listener.fileno(), select.EPOLLIN)
+
+    def close(self) -> None:
+        """Close every accepted connection, then the listener."""
+        for conn in self.connections.values():
+            conn.close()
+        self.connections.clear()
+        self.listener.close()
 
     def _idle(self) -> bool:
         return not self.epoll.poll(0.2)
@@ -246,135 +272,76 @@ class Server:
         conn.close()
 
 
-def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0915
-    """Hold args.count connections; measure; close them all."""
+def client_plan(count: int, sources: int | None) -> tuple[int, list[tuple[str, int]]]:
+    """How many source addresses, and (address, connections) for each client process.
+
+    A client process holds at most its hard RLIMIT_NOFILE; an address at most one port range.
+    """
     low, high = port_range()
     per_source = high - low + 1 - 16  # a few ports spare for whatever else runs
-    sources = args.sources or max(1, -(-args.count // per_source))
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    per_client = max(1, min(per_source, hard - 64))
-    plan: list[tuple[str, int]] = []  # (source address, connections) for each client process
-    remaining = args.count
-    for index in range(sources):
-        share = min(remaining, per_source if args.sources is None else -(-args.count // sources))
-        while share > 0 and remaining > 0:
-            take = min(share, per_client, remaining)
-            plan.append((f"127.0.{2 + index // 250}.{2 + index % 250}", take))
-            share -= take
+    chosen = sources or max(1, -(-count // per_source))
+    share = -(-count // chosen)
+    per_client = max(1, min(per_source, _hard_nofile() - 64))
+    plan: list[tuple[str, int]] = []
+    remaining = count
+    for index in range(chosen):
+        address = f"127.0.{2 + index // 250}.{2 + index % 250}"
+        left = min(share, remaining)
+        while left > 0:
+            take = min(left, per_client)
+            plan.append((address, take))
+            left -= take
             remaining -= take
-    floor = (
-        args.memory_floor
-        if args.memory_floor is not None
-        else max(meminfo()["MemTotal"] // 20, 512 * MIB)
-    )
-    server = Server(
-        threads=args.server == "threads", floor=floor, progress=args.count if args.progress else 0
-    )
-    stop_read, stop_write = os.pipe()
-    report_read, report_write = os.pipe()
-    if args.wait:  # let a caller inspect this process (its fds, its limits) first
-        event(event="ready", pid=os.getpid())
-        sys.stdin.readline()
-    previous = {signal.Signals(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)}
-    children: list[int] = []
-    spares = [os.open("/dev/null", os.O_RDONLY) for _ in range(_SPARE_FDS)]
-    info_before, fds_before = meminfo(), open_fds()
-    started = time.monotonic()
-    try:
-        server_fds = [server.listener.fileno(), server.epoll.fileno()]
-        children.extend(
-            start_clients(plan, previous, stop_read, (report_read, report_write), server_fds)
-        )
-        os.close(report_write)
-        reports: list[dict[str, int]] = []
+    return chosen, plan
 
-        def clients_done() -> bool:
-            while select.select([report_read], [], [], 0)[0]:
-                chunk = os.read(report_read, 65536)
-                if not chunk:
-                    return True
-                reports.extend(json.loads(line) for line in chunk.splitlines() if line)
-            return len(reports) == len(children)
 
-        def stop_arrived() -> bool:
-            return bool(signal.sigpending() & _STOP_SIGNALS)
+def _hard_nofile() -> int:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
 
-        server.serve(args.count, started + args.timeout, stop_arrived, clients_done)
-        seconds = time.monotonic() - started
-        while len(reports) < len(children) and server.stopped_by is None:
-            if clients_done():
-                break
-            time.sleep(0.01)
-        for spare in spares:
-            os.close(spare)
-        info, fds = meminfo(), open_fds() + _SPARE_FDS
-        held = server.echoed
-    finally:
-        # The server closes first, so TIME_WAIT lands on its port, not on client ports.
-        for conn in server.connections.values():
-            conn.close()
-        server.listener.close()
-        os.write(stop_write, b"x")  # every client closes its connections and exits
-        _reap(children)
-        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
-            pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    client_errors = {r["errno"] for r in reports if r["errno"]}
-    if server.stopped_by is None and client_errors & set(_PORTS_ERRNOS):
-        server.stopped_by = "net.ipv4.ip_local_port_range"
-    elif server.stopped_by is None and held < args.count:
-        server.stopped_by = "unknown"
-    error = server.error or next(iter(client_errors), None)
-    n = max(held, 1)
-    document = {
-        "probe": "connections",
-        "target": args.count,
-        "held": held,
+
+def fork(mask: set[signal.Signals], close: list[int], work: Callable[[], None]) -> int:
+    """A child process that runs *work* and exits; it never returns into the caller's code."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            for fd in close:
+                os.close(fd)
+            work()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def worker(server: Server, halt_fd: int, result_fd: int, release_fd: int) -> None:
+    """A forked server worker on the shared listener, within its own fd limit.
+
+    It accepts and echoes until the driver says the clients are done, reports, and holds
+    every connection until released.
+    """
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    hard = _hard_nofile()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    server.own_epoll()
+
+    def halted() -> bool:
+        return bool(select.select([halt_fd], [], [], 0)[0])
+
+    server.serve(1 << 62, time.monotonic() + _WORKER_SECONDS, lambda: False, halted)
+    report = {
         "accepted": server.accepted,
+        "echoed": server.echoed,
         "stopped_by": server.stopped_by,
-        "errno": None if error is None else errno.errorcode.get(error, str(error)),
-        "server": args.server,
-        "sources": sources,
-        "client_processes": len(plan),
-        "create_seconds": round(seconds, 6),
-        "create_rate": round(held / seconds) if seconds > 0 else None,
-        "fds_per_connection": round((fds - fds_before) / n, 3),
-        "per_connection_bytes": {
-            "slab": (info["SUnreclaim"] - info_before["SUnreclaim"]) // n,
-            "mem_available": (info_before["MemAvailable"] - info["MemAvailable"]) // n,
-        },
-        "memory_floor": floor,
+        "errno": server.error,
     }
-    return document, 0 if held >= args.count else 1
-
-
-def start_clients(
-    plan: list[tuple[str, int]],
-    mask: set[signal.Signals],
-    stop_fd: int,
-    report: tuple[int, int],
-    server_fds: list[int],
-) -> list[int]:
-    """Fork one client process per (source address, count) of *plan*."""
-    children = []
-    for source, count in plan:
-        pid = os.fork()
-        if pid == 0:  # a client: never returns into the server's code
-            try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                # The server's listener must be the server's alone: a copy here would keep
-                # it open (and its backlog alive) after the server closes it at a limit.
-                for fd in (report[0], *server_fds):
-                    os.close(fd)
-                client(count, source, _PORT, stop_fd, report[1])
-            finally:
-                os._exit(0)
-        children.append(pid)
-    return children
+    os.write(result_fd, json.dumps(report).encode() + b"\n")
+    select.select([release_fd], [], [])
+    server.close()
 
 
 def _reap(children: list[int]) -> None:
-    """Wait for the clients to exit; kill any that do not within _CHILD_EXIT_SECONDS."""
+    """Wait for the children to exit; kill any that do not within _CHILD_EXIT_SECONDS."""
     deadline = time.monotonic() + _CHILD_EXIT_SECONDS
     for pid in children:
         while os.waitpid(pid, os.WNOHANG) == (0, 0):
@@ -385,12 +352,163 @@ def _reap(children: list[int]) -> None:
             time.sleep(0.01)
 
 
+class Lines:
+    """JSON lines arriving on a pipe from child processes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.items: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Everything received so far."""
+        while select.select([self.fd], [], [], 0)[0]:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break
+            self.items.extend(json.loads(line) for line in chunk.splitlines() if line)
+        return self.items
+
+
+def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0912, PLR0915
+    """Hold args.count connections; measure; close them all."""
+    sources, plan = client_plan(args.count, args.sources)
+    workers = args.workers or max(1, -(-args.count // (_hard_nofile() - 64)))
+    floor = args.memory_floor
+    if floor is None:
+        floor = max(meminfo()["MemTotal"] // 20, 512 * MIB)
+    progress = args.count if args.progress and workers == 1 else 0
+    server = Server(threads=args.server == "threads", floor=floor, progress=progress)
+    release_read, release_write = os.pipe()  # closing time, for clients and workers
+    halt_read, halt_write = os.pipe()  # "the clients are done", for workers
+    reports_read, reports_write = os.pipe()
+    results_read, results_write = os.pipe()
+    if args.wait:  # let a caller inspect this process (its fds, its limits) first
+        event(event="ready", pid=os.getpid())
+        sys.stdin.readline()
+    mask = {signal.Signals(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)}
+    spares = [os.open("/dev/null", os.O_RDONLY) for _ in range(_SPARE_FDS)]
+    info_before, fds_before = meminfo(), open_fds()
+    children: list[int] = []
+    reports, results = Lines(reports_read), Lines(results_read)
+    stopped_by: str | None = None
+    started = time.monotonic()
+    try:
+        if workers > 1:
+            children += [
+                fork(
+                    mask,
+                    [reports_read, results_read],
+                    lambda: worker(server, halt_read, results_write, release_read),
+                )
+                for _ in range(workers)
+            ]
+        server_fds = [server.listener.fileno(), server.epoll.fileno()]
+        children += [
+            fork(
+                mask,
+                [reports_read, results_read, *server_fds],
+                functools.partial(client, count, source, _PORT, release_read, reports_write),
+            )
+            for source, count in plan
+        ]
+        os.close(reports_write)
+        os.close(results_write)
+
+        def clients_done() -> bool:
+            return len(reports.poll()) == len(plan)
+
+        def stop_arrived() -> bool:
+            return bool(signal.sigpending() & _STOP_SIGNALS)
+
+        deadline = started + args.timeout
+        if workers == 1:
+            server.serve(args.count, deadline, stop_arrived, clients_done)
+            outcome: list[dict[str, Any]] = [
+                {
+                    "accepted": server.accepted,
+                    "echoed": server.echoed,
+                    "stopped_by": server.stopped_by,
+                    "errno": server.error,
+                }
+            ]
+        else:
+            while not clients_done() and time.monotonic() < deadline:
+                if stop_arrived():
+                    stopped_by = "signal"
+                    break
+                time.sleep(0.01)
+            os.write(halt_write, b"x")
+            waited = time.monotonic() + _CHILD_EXIT_SECONDS  # each worker reports in ~0.2 s
+            while len(results.poll()) < workers and time.monotonic() < waited:
+                time.sleep(0.01)
+            outcome = results.items
+        seconds = time.monotonic() - started
+        while not clients_done() and time.monotonic() < deadline and workers == 1:
+            if server.stopped_by is not None:
+                break
+            time.sleep(0.01)
+        for spare in spares:
+            os.close(spare)
+        info, fds = meminfo(), open_fds() + _SPARE_FDS
+    finally:
+        server.close()  # first, so TIME_WAIT lands on the server's port, not on client ports
+        os.write(release_write, b"x")  # every client and worker closes what it holds, exits
+        _reap(children)
+        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    held = sum(int(o["echoed"]) for o in outcome)
+    stopped_by = stopped_by or _blame(outcome, reports.items, held, args.count)
+    error = None
+    if stopped_by is not None:  # a worker at its fd limit is normal while others go on
+        error = next((o["errno"] for o in outcome if o["errno"]), None)
+        error = error or next((r["errno"] for r in reports.items if r["errno"]), None)
+    n = max(held, 1)
+    document = {
+        "probe": "connections",
+        "target": args.count,
+        "held": held,
+        "accepted": sum(int(o["accepted"]) for o in outcome),
+        "stopped_by": stopped_by,
+        "errno": None if error is None else errno.errorcode.get(int(error), str(error)),
+        "server": args.server,
+        "workers": workers,
+        "sources": sources,
+        "client_processes": len(plan),
+        "create_seconds": round(seconds, 6),
+        "create_rate": round(held / seconds) if seconds > 0 else None,
+        "fds_per_connection": round((fds - fds_before) / n, 3) if workers == 1 else None,
+        "per_connection_bytes": {
+            "slab": (info["SUnreclaim"] - info_before["SUnreclaim"]) // n,
+            "mem_available": (info_before["MemAvailable"] - info["MemAvailable"]) // n,
+        },
+        "memory_floor": floor,
+    }
+    return document, 0 if held >= args.count else 1
+
+
+def _blame(
+    outcome: list[dict[str, Any]], reports: list[dict[str, Any]], held: int, count: int
+) -> str | None:
+    """What stopped the probe short: a server's limit, the memory floor, or client ports."""
+    if held >= count:
+        return None
+    stops = {str(o["stopped_by"]) for o in outcome}
+    for name in ("signal", "memory", "fs.file-max", "RLIMIT_NOFILE"):
+        if name in stops:
+            return name
+    if {int(r["errno"] or 0) for r in reports} & set(_PORTS_ERRNOS):
+        return "net.ipv4.ip_local_port_range"
+    return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the probe, print one JSON document (or a summary line)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=parse_count, default=10_000, help="connections to hold")
     parser.add_argument("--sources", type=parse_count, help="source addresses (default: enough)")
     parser.add_argument("--server", choices=("epoll", "threads"), default="epoll")
+    parser.add_argument("--workers", type=parse_count, help="server processes (default: enough)")
     parser.add_argument("--memory-floor", type=parse_count, help="MemAvailable to keep, bytes")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds at most")
     parser.add_argument("--progress", action="store_true", help="JSON progress lines on stderr")

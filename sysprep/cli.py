@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Annotated
 from typing import NoReturn
 
@@ -27,10 +24,6 @@ from sysprep.paths import Paths
 from sysprep.units import format_size
 from sysprep.units import parse_count
 from sysprep.units import parse_size
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from collections.abc import Iterator
 
 app = typer.Typer(
     name="sysprep",
@@ -232,33 +225,17 @@ def probe(
             raise BadInputError(f"invalid sources {sources}: at least 1")
         args += ["--server", server, *(["--sources", str(sources)] if sources else [])]
     try:
-        with _probe_namespace(name) as setup:
-            if as_json:
-                result = run_probe(name, args, setup=setup)
-                render.print_json(result.document)
-            else:
-                with render.probe_progress(name, target) as on_progress:
-                    result = run_probe(name, args, on_progress=on_progress, setup=setup)
-                render.print_probe(result.document)
+        if as_json:
+            result = run_probe(name, args)
+            render.print_json(result.document)
+        else:
+            with render.probe_progress(name, target) as on_progress:
+                result = run_probe(name, args, on_progress=on_progress)
+            render.print_probe(result.document)
     except KeyboardInterrupt:
         message = f"interrupted: the {name} probe stopped and released what it held"
         raise StoppedError(message) from None
     return ExitCode.OK if result.reached else ExitCode.NOT_READY
-
-
-@contextlib.contextmanager
-def _probe_namespace(name: str) -> Iterator[Callable[[], None] | None]:
-    """The connections probe runs in a private network namespace; the others where we are."""
-    if name != "connections":
-        yield None
-        return
-    if os.geteuid() != 0:
-        raise NeedsRootError("the connections probe makes a network namespace; run it as root")
-    from sysprep.netns import entering
-    from sysprep.netns import private_namespace
-
-    with private_namespace() as namespace:
-        yield entering(namespace)
 
 
 def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:

@@ -29,7 +29,7 @@ class SysctlChange:
 
     key: str
     before: str
-    wanted: int  # the value apply writes
+    wanted: int | str  # the value apply writes
     action: str  # raise (raise-only, below the minimum), set (exact, differs), keep
 
     @property
@@ -46,6 +46,8 @@ def plan_sysctls(profile: Profile, host: Host) -> tuple[SysctlChange, ...]:
 
 def _change(want: SysctlWant, host: Host, needed: dict[str, int]) -> SysctlChange:
     before = host.sysctl(want.key)
+    if isinstance(want.value, str) and want.value != AUTO:  # several numbers: exact only
+        return SysctlChange(want.key, before, want.value, KEEP if before == want.value else SET)
     minimum = needed[want.key] if want.value == AUTO else int(want.value)
     wanted = minimum
     if want.value == AUTO:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
 
 if TYPE_CHECKING:
@@ -99,6 +101,14 @@ def run_probe(
     before the probe starts (e.g. entering a network namespace).
     """
     # -S: probes use the standard library only; site-packages and .pth hooks are not theirs.
+    if name == "connections" and setup is None:  # its own network namespace, always
+        from sysprep.netns import entering
+        from sysprep.netns import private_namespace
+
+        if os.geteuid() != 0:
+            raise NeedsRootError("the connections probe makes a network namespace; run as root")
+        with private_namespace() as namespace:
+            return run_probe(name, args, on_progress=on_progress, setup=entering(namespace))
     command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
     if on_progress is not None:
         command.append("--progress")

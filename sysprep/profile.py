@@ -43,7 +43,7 @@ _SIZE_RLIMITS = frozenset({"stack", "as"})
 _TOP_KEYS = frozenset({"description", "extends", "target", "sysctl", "rlimits", "probes"})
 _TARGET_KEYS = frozenset({"threads", "stack"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
-_PROBES = frozenset({"threads", "maps"})
+_PROBES = frozenset({"threads", "maps", "connections"})
 AUTO = "auto"
 
 
@@ -217,6 +217,13 @@ def _sysctl(where: str, key: str, value: object, host: Host) -> SysctlWant:
                 f'{where}: sysctl {key!r}: "auto" is only for {", ".join(sorted(AUTO_SYSCTLS))}'
             )
         return SysctlWant(key, AUTO, exact)
+    if isinstance(value, str):  # several numbers, e.g. ip_local_port_range "1024 65535"
+        if not all(part.lstrip("-").isdigit() for part in value.split()) or not value.split():
+            raise BadInputError(
+                f'{where}: sysctl {key!r} must be a whole number, "auto" or numbers'
+                f' such as "1024 65535", not {value!r}'
+            )
+        return SysctlWant(key, " ".join(value.split()), exact=True)
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadInputError(
             f'{where}: sysctl {key!r} must be a whole number or "auto", not {value!r}'

@@ -142,14 +142,8 @@ def print_assessment(result: Assessment) -> None:
     failing = [r for r in result.readings if r.fix is not None]
     if failing:
         console.print(f"\nTo run {' and '.join(wants)}:")
-    for r in failing:
-        assert r.fix is not None  # noqa: S101 - filtered above; narrows the type
-        console.print(f"  [bold]{r.name}[/]: {r.fix.now}")
-        if r.fix.persist:
-            console.print(f"    persist: {r.fix.persist}")
-        console.print(f"    takes effect: {r.fix.takes_effect}")
-        if r.note:
-            console.print(f"    note: {r.note}")
+    for line in (line for r in failing for line in _fix_lines(r)):
+        console.print(line)
     for r in result.unknown:
         console.print(f"[yellow]unknown[/]: {r.name}: {r.note}")
     notes = [r for r in result.readings if r.status is Status.OK and r.note]
@@ -159,6 +153,20 @@ def print_assessment(result: Assessment) -> None:
         console.print(f"  {r.name}: {r.note}", style="dim")
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
     console.print(f"\n{verdict} for {' and '.join(wants)}")
+
+
+def _fix_lines(reading: Reading) -> list[str]:
+    """How to lift one failing limit: now, persistently, when, and why."""
+    fix = reading.fix
+    if fix is None:
+        return []
+    lines = [f"  [bold]{reading.name}[/]: {fix.now}"]
+    if fix.persist:
+        lines.append(f"    persist: {fix.persist}")
+    lines.append(f"    takes effect: {fix.takes_effect}")
+    if reading.note:
+        lines.append(f"    note: {reading.note}")
+    return lines
 
 
 def _wants(result: Assessment) -> list[str]:
