@@ -387,7 +387,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0
         sys.stdin.readline()
     mask = {signal.Signals(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)}
     spares = [os.open("/dev/null", os.O_RDONLY) for _ in range(_SPARE_FDS)]
-    info_before, fds_before = meminfo(), open_fds()
+    info_before = meminfo()
     children: list[int] = []
     reports, results = Lines(reports_read), Lines(results_read)
     stopped_by: str | None = None
@@ -413,6 +413,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0
         ]
         os.close(reports_write)
         os.close(results_write)
+        fds_before = open_fds()  # the server's own; accepting starts only below
 
         def clients_done() -> bool:
             return len(reports.poll()) == len(plan)

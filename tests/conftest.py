@@ -16,7 +16,17 @@ if TYPE_CHECKING:
 
 PROC_SYS = Path("/proc/sys")
 # Every sysctl a test (or the sysprep it runs) may change; restored after each test.
-GUARDED_SYSCTLS = ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count", "vm.swappiness")
+GUARDED_SYSCTLS = (
+    "kernel.pid_max",
+    "kernel.threads-max",
+    "vm.max_map_count",
+    "vm.swappiness",
+    "fs.file-max",
+    "fs.nr_open",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.ip_local_port_range",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +52,7 @@ def _fake(tmp_path: Path) -> FakeHost:
 
 
 def read_sysctl(key: str) -> str:
-    return (PROC_SYS / key.replace(".", "/")).read_text().strip()
+    return " ".join((PROC_SYS / key.replace(".", "/")).read_text().split())
 
 
 def write_sysctl(key: str, value: object) -> None:

@@ -18,6 +18,7 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 SELF_PID = 4242
+_TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt uid\n"
 _LIMIT_ROWS = {
     "RLIMIT_STACK": ("Max stack size", "bytes"),
     "RLIMIT_NPROC": ("Max processes", "processes"),
@@ -55,6 +56,12 @@ class FakeHost:
             "vm.overcommit_memory": 0,
             "vm.user_reserve_kbytes": 131072,
             "vm.admin_reserve_kbytes": 8192,
+            "fs.nr_open": 1048576,
+            "fs.file-max": 9223372036854775807,
+            "fs.file-nr": "1024\t0\t9223372036854775807",
+            "net.core.somaxconn": 4096,
+            "net.ipv4.tcp_max_syn_backlog": 2048,
+            "net.ipv4.ip_local_port_range": "32768\t60999",
         }
         for key, value in sysctls.items():
             self.set_sysctl(key, value)
@@ -62,6 +69,11 @@ class FakeHost:
             "proc/cpuinfo", "processor\t: 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n"
         )
         self._write("sys/kernel/slab/task_struct/slab_size", "5888\n")
+        self._write(
+            "proc/net/sockstat", "sockets: used 120\nTCP: inuse 5 orphan 0 tw 0 alloc 6 mem 3\n"
+        )
+        self._write("proc/net/tcp", _TCP_HEADER)
+        self._write("proc/net/tcp6", _TCP_HEADER)
         self._write("run/systemd/system/.keep", "")
         for pid in (1, 2, 3, 350, 900):  # init, kthreadd, a kworker, two daemons
             self.add_process(pid, uid=0)
@@ -149,9 +161,29 @@ class FakeHost:
         for tid in tids:
             (self.root / f"proc/{pid}/task/{tid}").mkdir(parents=True, exist_ok=True)
         self._write(f"proc/{pid}/cgroup", "0::/system.slice/fake.service\n")
+        self.set_fds(pid, 4)
         self.set_maps(pid, count=40)
         self.set_limits(pid)
         self._write_meminfo()
+        return self
+
+    def set_fds(self, pid: int, count: int) -> FakeHost:
+        """/proc/PID/fd with *count* descriptors."""
+        fd_dir = self.root / f"proc/{pid}/fd"
+        fd_dir.mkdir(parents=True, exist_ok=True)
+        for fd in range(count):
+            (fd_dir / str(fd)).touch()
+        return self
+
+    def add_tcp_sockets(self, *, local_ports: list[int], listening: bool = False) -> FakeHost:
+        """Sockets in /proc/net/tcp with these local ports (0A: LISTEN, 01: ESTABLISHED)."""
+        state = "0A" if listening else "01"
+        rows = [
+            f"{i:4}: 0100007F:{port:04X} 0100007F:1388 {state} 00000000:00000000 00:00000000 0"
+            for i, port in enumerate(local_ports)
+        ]
+        path = self.root / "proc/net/tcp"
+        path.write_text(path.read_text() + "\n".join(rows) + "\n")
         return self
 
     def set_limits(self, pid: int = SELF_PID, **limits: tuple[int | None, int | None]) -> FakeHost:
