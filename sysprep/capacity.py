@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from sysprep.limits.base import Limit
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(NamedTuple):
     """The answer to "can this host run N threads": capacity, the binding limit, every reading."""
 
     target: Target

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import NamedTuple
 
 from sysprep.errors import BadInputError
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
 _DOTS_TO_SLASHES = str.maketrans("./", "/.")
-_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*")
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+_SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 
 # /proc/PID/limits row titles, by the names getrlimit(2) gives them.
 _LIMIT_TITLES = {
@@ -25,8 +25,7 @@ _LIMIT_TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """One line of /proc/PID/mountinfo (proc(5))."""
 
     root: str
@@ -35,8 +34,7 @@ class Mount:
     super_options: frozenset[str]
 
 
-@dataclass(frozen=True)
-class CgroupEntry:
+class CgroupEntry(NamedTuple):
     """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2: id 0, none)."""
 
     hierarchy: int
@@ -44,11 +42,10 @@ class CgroupEntry:
     path: str
 
 
-@dataclass(frozen=True)
-class MapsSummary:
+class MapsSummary(NamedTuple):
     """What /proc/PID/maps says about a process's address space."""
 
-    count: int  # mappings, compared with vm.max_map_count
+    mappings: int  # compared with vm.max_map_count
     highest_end: int  # end of the highest mapping, near the top of user space
 
 
@@ -79,7 +76,8 @@ class Host:
 
     def sysctl_path(self, key: str) -> Path:
         """/proc/sys path of a sysctl key; BadInputError for a key that would escape /proc/sys."""
-        if not _SYSCTL_KEY.fullmatch(key) or ".." in key.split("/") or "//" in key:
+        bad = not key or not _SYSCTL_CHARS.issuperset(key) or key[0] in "./-"
+        if bad or ".." in key.split("/") or "//" in key:
             raise BadInputError(
                 f"invalid sysctl name {key!r}: use dotted names like vm.max_map_count"
             )
@@ -278,4 +276,6 @@ def _limit_value(text: str) -> int | None:
 
 def _unescape(text: str) -> str:
     r"""Mountinfo escapes space, tab, newline and backslash as octal (\040)."""
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m[1], 8)), text)
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)

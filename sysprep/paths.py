@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_STATE_DIR = Path("/var/lib/sysprep")
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     """The root of /etc ("/" in production, a temp tree in tests) and the state directory."""
 
     etc_root: Path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -55,7 +54,7 @@ def assessment_document(result: Assessment) -> dict[str, Any]:
         "binding": result.binding.name if result.binding else None,
         "limits": [_reading_document(r) for r in result.readings],
         "per_thread_bytes": cost.total if cost else None,
-        "per_thread": ({"total": cost.total, **asdict(cost)} if cost else None),
+        "per_thread": ({"total": cost.total, **cost._asdict()} if cost else None),
         "connections": (
             {
                 "target": result.target.connections,
@@ -78,7 +77,7 @@ def _reading_document(reading: Reading) -> dict[str, Any]:
         "in_use": reading.in_use,
         "allows": reading.allows,
         "needed": reading.needed,
-        "fix": asdict(reading.fix) if reading.fix else None,
+        "fix": reading.fix._asdict() if reading.fix else None,
         "note": reading.note,
         "unit": reading.unit,
     }

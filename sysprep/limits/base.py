@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING
-from typing import Protocol
+from typing import NamedTuple
 
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from sysprep.host import Host
+
+    # Only a type: check calls read() on whatever the registry holds; building a Protocol
+    # class at import would cost `sysprep check` its start-up time.
+    class Limit(Protocol):
+        """A limit on thread (or connection) count: reads itself, never changes anything."""
+
+        name: str
+        unit: str
+
+        def read(self, inspection: Inspection) -> Reading:
+            """Current value, in use, threads allowed, and the fix when it stops the target."""
+            ...
+
 
 # glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited
 # (sysdeps/<arch>/nptl/pthreaddef.h).
@@ -43,8 +57,7 @@ class Status(str, Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What the host must do: threads in process *pid*, and TCP connections.
 
     *connections* are accepted by the process (a server), or opened from *sources* source
@@ -58,8 +71,7 @@ class Target:
     sources: int | None = None  # None: the process accepts them (a server)
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(NamedTuple):
     """How to lift one limit to *value*: the command for now, the persistent way, and when."""
 
     setting: str
@@ -69,8 +81,7 @@ class Fix:
     takes_effect: str
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """One limit on one host: its value, what is in use, and how many more threads it allows."""
 
     name: str
@@ -118,19 +129,7 @@ def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
     return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}", unit=unit)
 
 
-class Limit(Protocol):
-    """A limit on thread (or connection) count: reads itself, never changes anything."""
-
-    name: str
-    unit: str
-
-    def read(self, inspection: Inspection) -> Reading:
-        """Current value, in use, threads allowed, and the fix when it stops the target."""
-        ...
-
-
-@dataclass(frozen=True)
-class ThreadCost:
+class ThreadCost(NamedTuple):
     """Memory one idle thread costs the host, in bytes (DESIGN.md: ~35 KiB on x86_64)."""
 
     kernel_stack: int  # THREAD_SIZE, meminfo KernelStack
@@ -145,17 +144,9 @@ class ThreadCost:
         return self.kernel_stack + self.page_tables + self.slab + self.rss
 
 
-@dataclass(frozen=True)
-class TaskCensus:
-    """Every task on the host, counted once per check."""
-
-    total: int  # tasks seen in /proc
-    by_uid: dict[int, int]  # tasks (threads included) per real uid
-    tids: tuple[int, ...]  # every thread id; each holds a pid number
-
-    def pids_in_range(self, low: int, high: int) -> int:
-        """Thread ids in [low, high): the pid numbers the allocator cannot hand out again."""
-        return sum(1 for tid in self.tids if low <= tid < high)
+def pids_in_range(tids: tuple[int, ...], low: int, high: int) -> int:
+    """Thread ids in [low, high): pid numbers the allocator cannot hand out again."""
+    return sum(1 for tid in tids if low <= tid < high)
 
 
 class Inspection:
@@ -194,20 +185,28 @@ class Inspection:
         return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
 
     @cached_property
-    def census(self) -> TaskCensus:
-        """Tasks per uid and every tid, from /proc/*/status and /proc/*/task."""
-        by_uid: dict[int, int] = {}
+    def tids(self) -> tuple[int, ...]:
+        """Every thread id on the host (each holds a pid number), from /proc/*/task."""
         tids: list[int] = []
         for pid in self.host.pids():
             try:
+                tids.extend(self.host.tids(pid))
+            except OSError:  # noqa: PERF203 - the process exited while we looked
+                continue
+        return tuple(tids)
+
+    @cached_property
+    def tasks_by_uid(self) -> dict[int, int]:
+        """Tasks (threads included) per real uid, from /proc/*/status; read only when needed."""
+        by_uid: dict[int, int] = {}
+        for pid in self.host.pids():
+            try:
                 status = self.host.status(pid)
-                threads = int(status["Threads"])
-                tids.extend(self.host.tids(pid) if threads > 1 else [pid])
+                uid, threads = int(status["Uid"].split()[0]), int(status["Threads"])
             except (OSError, KeyError):  # the process exited while we looked
                 continue
-            uid = int(status["Uid"].split()[0])
             by_uid[uid] = by_uid.get(uid, 0) + threads
-        return TaskCensus(len(tids), by_uid, tuple(tids))
+        return by_uid
 
     @cached_property
     def open_fds(self) -> int:

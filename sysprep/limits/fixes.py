@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sysprep.limits.base import Fix
 
@@ -10,8 +10,7 @@ SYSCTL_DROP_IN = "/etc/sysctl.d/90-sysprep.conf"
 LIMITS_DROP_IN = "/etc/security/limits.d/90-sysprep.conf"
 
 
-@dataclass(frozen=True)
-class RlimitSpelling:
+class RlimitSpelling(NamedTuple):
     """How ulimit, prlimit, limits.conf and systemd spell one rlimit, and in which unit."""
 
     ulimit: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
@@ -162,7 +161,7 @@ class CommitLimit:
         needed = committed + reserve + per_thread * inspection.target.threads
         fits = max((limit - committed - reserve) // inspection.target.threads, 0)
         fix = sysctl_fix("vm.overcommit_memory", 0)
-        fix = replace(fix, now=f"{fix.now}, or a thread stack of at most {format_size(fits)}")
+        fix = fix._replace(now=f"{fix.now}, or a thread stack of at most {format_size(fits)}")
         return measured(
             self.name,
             inspection.target,

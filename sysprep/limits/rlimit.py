@@ -19,13 +19,13 @@ class Nproc:
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus every task of the judged process's real uid."""
         soft = inspection.rlimits[self.name][0]
-        uid = inspection.real_uid
-        in_use = inspection.census.by_uid.get(uid, 0)
-        if soft is None or inspection.nproc_exempt:
+        if soft is None or inspection.nproc_exempt:  # no need to count anyone's tasks
             note = "root is exempt" if inspection.nproc_exempt else ""
             return measured(
-                self.name, inspection.target, current=soft, in_use=in_use, allows=None, note=note
+                self.name, inspection.target, current=soft, in_use=None, allows=None, note=note
             )
+        uid = inspection.real_uid
+        in_use = inspection.tasks_by_uid.get(uid, 0)
         needed = in_use + inspection.target.threads
         return measured(
             self.name,

@@ -6,6 +6,7 @@ from sysprep.limits.base import RESERVED_PIDS
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
+from sysprep.limits.base import pids_in_range
 from sysprep.limits.fixes import sysctl_fix
 
 # FUTEX_TID_MASK: the kernel refuses larger values with EINVAL (kernel/fork.c).
@@ -45,11 +46,11 @@ class PidMax:
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the pid numbers in [300, pid_max) that no task holds."""
         limit = inspection.host.sysctl_int(self.name)
-        census = inspection.census
+        tids = inspection.tids
         # Tasks hidden from us (hidepid) still hold pids; assume they sit in the range.
-        hidden = max(0, inspection.host.tasks_total() - census.total)
-        in_use = census.pids_in_range(RESERVED_PIDS, limit) + hidden
-        held_anywhere = census.pids_in_range(RESERVED_PIDS, PID_MAX_LIMIT) + hidden
+        hidden = max(0, inspection.host.tasks_total() - len(tids))
+        in_use = pids_in_range(tids, RESERVED_PIDS, limit) + hidden
+        held_anywhere = pids_in_range(tids, RESERVED_PIDS, PID_MAX_LIMIT) + hidden
         needed = RESERVED_PIDS + held_anywhere + inspection.target.threads
         note = ""
         if needed > PID_MAX_LIMIT:
@@ -75,7 +76,7 @@ class MaxMapCount:
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the mappings left in the judged process over mappings per thread."""
         limit = inspection.host.sysctl_int(self.name)
-        in_use = inspection.host.maps(inspection.proc).count
+        in_use = inspection.host.maps(inspection.proc).mappings
         per_thread = inspection.maps_per_thread
         needed = in_use + per_thread * inspection.target.threads
         return measured(
