@@ -19,6 +19,9 @@ fs.file-max (ENFILE), net.ipv4.ip_local_port_range (no free port for an address 
 memory (the MemAvailable floor: 5 % of MemTotal, at least 512 MiB), or signal.
 
 Exit status: 0 all N held, 1 a limit, the memory guard or a signal stopped it, 2 bad arguments.
+
+Its small helpers (meminfo, events, arguments) repeat threads.py's on purpose: each probe is
+one file that runs alone on a host with nothing else of sysprep.
 """
 
 from __future__ import annotations

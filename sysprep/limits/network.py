@@ -12,6 +12,7 @@ from sysprep.limits.fixes import rlimit_fix
 from sysprep.limits.fixes import sysctl_fix
 from sysprep.limits.memory import memory_floor
 from sysprep.limits.memory import thread_cost
+from sysprep.limits.sysctl import sysctl_minus_in_use
 from sysprep.units import KIB
 from sysprep.units import format_size
 
@@ -71,19 +72,7 @@ class NrOpen:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is nr_open minus the fds the process holds."""
-        limit = inspection.host.sysctl_int(self.name)
-        in_use = inspection.open_fds
-        needed = in_use + _wanted(inspection)
-        return measured(
-            self.name,
-            inspection.target,
-            current=limit,
-            in_use=in_use,
-            allows=limit - in_use,
-            needed=needed,
-            fix=sysctl_fix(self.name, needed),
-            unit=self.unit,
-        )
+        return sysctl_minus_in_use(self.name, inspection, inspection.open_fds, unit=self.unit)
 
 
 class FileMax:
@@ -94,19 +83,8 @@ class FileMax:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is file-max minus the files allocated host-wide."""
-        limit = inspection.host.sysctl_int(self.name)
         allocated = int(inspection.host.sysctl("fs.file-nr").split()[0])
-        needed = allocated + _wanted(inspection)
-        return measured(
-            self.name,
-            inspection.target,
-            current=limit,
-            in_use=allocated,
-            allows=limit - allocated,
-            needed=needed,
-            fix=sysctl_fix(self.name, needed),
-            unit=self.unit,
-        )
+        return sysctl_minus_in_use(self.name, inspection, allocated, unit=self.unit)
 
 
 class Backlog:
@@ -196,19 +174,8 @@ class Conntrack:
                 note="conntrack is not loaded",
                 unit=self.unit,
             )
-        limit = host.sysctl_int(self.name)
         in_use = host.sysctl_int("net.netfilter.nf_conntrack_count")
-        needed = in_use + _wanted(inspection)
-        return measured(
-            self.name,
-            inspection.target,
-            current=limit,
-            in_use=in_use,
-            allows=limit - in_use,
-            needed=needed,
-            fix=sysctl_fix(self.name, needed),
-            unit=self.unit,
-        )
+        return sysctl_minus_in_use(self.name, inspection, in_use, unit=self.unit)
 
 
 class ConnectionMemory:

@@ -15,6 +15,29 @@ THREADS_MAX_LIMIT = 0x3FFFFFFF
 PID_MAX_LIMIT = 4 * 1024 * 1024
 
 
+def sysctl_minus_in_use(
+    name: str, inspection: Inspection, in_use: int, *, unit: str = "threads", cap: int = 0
+) -> Reading:
+    """A sysctl bounding a count that is partly used already: headroom is the rest.
+
+    The fix raises it to what is in use plus the target (at most *cap*, where the kernel
+    stops).
+    """
+    limit = inspection.host.sysctl_int(name)
+    wanted = inspection.target.threads if unit == "threads" else inspection.target.connections
+    needed = in_use + (wanted or 0)
+    return measured(
+        name,
+        inspection.target,
+        current=limit,
+        in_use=in_use,
+        allows=limit - in_use,
+        needed=needed,
+        fix=sysctl_fix(name, min(needed, cap) if cap else needed),
+        unit=unit,
+    )
+
+
 class ThreadsMax:
     """kernel.threads-max: clone fails once the tasks of the whole host reach it, root included."""
 
@@ -23,18 +46,8 @@ class ThreadsMax:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
-        limit = inspection.host.sysctl_int(self.name)
         in_use = inspection.host.tasks_total()
-        needed = in_use + inspection.target.threads
-        return measured(
-            self.name,
-            inspection.target,
-            current=limit,
-            in_use=in_use,
-            allows=limit - in_use,
-            needed=needed,
-            fix=sysctl_fix(self.name, min(needed, THREADS_MAX_LIMIT)),
-        )
+        return sysctl_minus_in_use(self.name, inspection, in_use, cap=THREADS_MAX_LIMIT)
 
 
 class PidMax:
