@@ -169,7 +169,7 @@ def check(
 @app.command()
 def probe(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="threads or maps.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="threads, maps or connections.")],
     count: Annotated[
         str | None,
         typer.Option(
@@ -195,9 +195,10 @@ def probe(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> int:
-    """Prove it: hold N native threads (or N mappings) at once and name what stopped them.
+    """Prove it: hold N threads, mappings or TCP connections at once; name what stopped them.
 
-    Runs probes/NAME.py in a child process. Ctrl-C stops it and releases every thread.
+    Runs probes/NAME.py in a child process (connections: in a private network namespace,
+    as root). Ctrl-C stops it and releases everything it holds.
     Exit status: 0 the target was held, 1 a limit or the memory guard stopped it.
 
     Example: sysprep probe threads --count 30000 --stack 64K
