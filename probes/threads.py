@@ -344,7 +344,8 @@ class Creator:
         base = ctypes.addressof(self.tids)
         width = ctypes.sizeof(ctypes.c_ulong)
         lib = self.lib
-        create, attr, start = lib.create, lib.attr, lib.start_routine
+        # Plain ints: ctypes converts a buffer object to void* anew on every call.
+        create, attr, start = lib.create, ctypes.addressof(lib.attr), lib.start_routine
         argument = ctypes.addressof(lib.semaphore) if self.argument is None else self.argument
         created, next_check, last_report = 0, 0, 0.0
         while created < self.count:
