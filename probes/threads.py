@@ -34,6 +34,7 @@ import itertools
 import json
 import mmap
 import os
+import resource  # imported up front: a failure at RLIMIT_DATA could not import it
 import signal
 import sys
 import time
@@ -65,6 +66,9 @@ _CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
 # At vm.max_map_count no new mapping can be made, not even for a read buffer: keep a few
 # spare ones (shared anonymous pages never merge) and give them back before looking around.
 _SPARE_MAPPINGS = 16
+# Likewise at RLIMIT_DATA or RLIMIT_AS nothing can be allocated: a private writable mapping,
+# never touched (no RSS), given back before looking around and counted back in.
+_SPARE_DATA = 4 << 20
 _MAPS_BUFFER = bytearray(1 << 16)
 
 
@@ -226,19 +230,22 @@ def _pids_cgroup_headroom() -> int | None:
 
 
 def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[str, int]:
-    """Threads each limit still allows this process, read at the moment creation failed."""
-    import resource  # only a failure needs it
+    """Threads each limit still allows this process, read at the moment creation failed.
 
+    The spare data mapping was released just before: it is counted back in.
+    """
     result: dict[str, int] = {}
     me = status()
     info = meminfo()
     # mmap side first (allocate_stack), then clone (copy_process) — the kernel's own order.
     soft_as = resource.getrlimit(resource.RLIMIT_AS)[0]
     if soft_as != resource.RLIM_INFINITY:
-        result["RLIMIT_AS"] = (soft_as - status_bytes(me, "VmSize")) // (stack + guard)
+        vm_size = status_bytes(me, "VmSize") + _SPARE_DATA
+        result["RLIMIT_AS"] = (soft_as - vm_size) // (stack + guard)
     soft_data = resource.getrlimit(resource.RLIMIT_DATA)[0]
     if soft_data != resource.RLIM_INFINITY:
-        result["RLIMIT_DATA"] = (soft_data - status_bytes(me, "VmData")) // stack
+        vm_data = status_bytes(me, "VmData") + _SPARE_DATA
+        result["RLIMIT_DATA"] = (soft_data - vm_data) // stack
     max_map_count = read_int("/proc/sys/vm/max_map_count")
     result["vm.max_map_count"] = (max_map_count - maps) // maps_per_thread
     if read_int("/proc/sys/vm/overcommit_memory") == 2:
@@ -406,6 +413,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     limits: dict[str, int] = {}
     oom_before = oom_kills()
     spares = [mmap.mmap(-1, mmap.PAGESIZE) for _ in range(_SPARE_MAPPINGS)]
+    spare_data = mmap.mmap(-1, _SPARE_DATA, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if args.wait:  # let a caller inspect this process before the first thread exists
         event(event="ready", pid=os.getpid())
         sys.stdin.readline()
@@ -417,6 +425,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         create_seconds = time.monotonic() - started
         for spare in spares:
             spare.close()
+        spare_data.close()
         threads, maps = creator.maps_sample or (creator.created, maps_count() + _SPARE_MAPPINGS)
         maps_per_thread = (maps - maps_before) / max(threads, 1)
         if creator.error is not None:
