@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ app = typer.Typer(
     name="sysprep",
     help="Can this Linux host run a million threads? What stops it, and how to fix it safely.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
 )
 
@@ -42,9 +43,27 @@ class Context:
     paths: Paths
 
 
+def _version(value: bool) -> None:
+    if value:
+        from sysprep import __version__
+
+        print(f"sysprep {__version__}")
+        raise typer.Exit(ExitCode.OK)
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No output at all: the exit status says it (cron)."),
+    ] = False,
     root: Annotated[
         Path, typer.Option(hidden=True, help="Read /proc and /sys under this directory (tests).")
     ] = Path("/"),
@@ -56,6 +75,8 @@ def _options(
     ] = DEFAULT_STATE_DIR,
 ) -> None:
     ctx.obj = Context(Host(root), Paths(etc_root, state_dir))
+    if quiet:  # run() puts both streams back when the command is done
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115, PTH123
 
 
 @app.command()
@@ -353,7 +374,10 @@ def snapshots(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> int:
-    """List the snapshots: id, time, profile, what changed, and whether it is still applied."""
+    """List the snapshots: id, time, profile, what changed, and whether it is still applied.
+
+    Example: sudo sysprep snapshots --json
+    """
     from sysprep import render
     from sysprep.snapshot import all_snapshots
 
@@ -396,6 +420,16 @@ def _pid_option(host: Host, pid: int | None) -> int | None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status; the one place errors become codes."""
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        return _run(argv)
+    finally:
+        if sys.stdout is not stdout:  # --quiet
+            sys.stdout.close()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="sysprep", standalone_mode=False)
     except SysprepError as error:
@@ -404,6 +438,8 @@ def run(argv: list[str] | None = None) -> int:
     except typer.TyperException as error:  # usage errors: unknown option, not an integer
         print(f"sysprep: error: {error.format_message()} (see sysprep --help)", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    except SystemExit as done:  # typer's completion callbacks call sys.exit themselves
+        return done.code if isinstance(done.code, int) else ExitCode.OK
     except (KeyboardInterrupt, typer.Abort):
         print("sysprep: interrupted", file=sys.stderr)
         return 130
