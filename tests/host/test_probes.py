@@ -69,7 +69,8 @@ class TestThreadsProbe:
         parts = costs["kernel_stack"] + costs["page_tables"] + costs["slab"] + costs["rss"]
         assert 30_000 <= parts <= 45_000
         assert isinstance(costs["mem_available"], int)
-        assert costs["committed"] >= document["stack_bytes"]
+        # Committed_AS is host-wide: other processes move it a little meanwhile.
+        assert costs["committed"] >= 0.99 * document["stack_bytes"]
         assert document["maps_per_thread"] == 2  # glibc 2.36: stack + guard
         assert document["oom_kills"] == 0
 
