@@ -24,11 +24,10 @@ SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/li
 
 @dataclass(frozen=True)
 class PersistFile:
-    """A file to write, and when what it says takes effect."""
+    """A file to write: sysctl.d takes effect at boot, limits.d at login, systemd's at reexec."""
 
     path: str
     content: bytes
-    takes_effect: str
 
 
 def files_for(
@@ -42,22 +41,16 @@ def files_for(
     changed = [c for c in changes if c.after != c.before]
     if changed:
         body = "".join(f"{c.key} = {c.after}\n" for c in changed)
-        files.append(PersistFile(SYSCTL_FILE, (header + body).encode(), "at every boot"))
+        files.append(PersistFile(SYSCTL_FILE, (header + body).encode()))
     if profile.rlimits:
         body = "".join(_limits_lines(want) for want in profile.rlimits)
-        files.append(PersistFile(LIMITS_FILE, (header + body).encode(), "at next login (PAM)"))
+        files.append(PersistFile(LIMITS_FILE, (header + body).encode()))
         if host.path("run/systemd/system").is_dir():
             body = "[Manager]\n" + "".join(
                 f"Default{SPELLINGS[w.name].systemd}={_systemd_value(w)}\n"
                 for w in profile.rlimits
             )
-            files.append(
-                PersistFile(
-                    SYSTEMD_FILE,
-                    (header + body).encode(),
-                    "for services started after `systemctl daemon-reexec` or reboot",
-                )
-            )
+            files.append(PersistFile(SYSTEMD_FILE, (header + body).encode()))
     return files
 
 

@@ -106,13 +106,7 @@ def print_assessment(result: Assessment) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    wants = []
-    if result.target.threads:
-        wants.append(
-            f"{result.target.threads:,} threads of {format_size(result.stack_bytes)} stack"
-        )
-    if result.target.connections:
-        wants.append(f"{result.target.connections:,} connections")
+    wants = _wants(result)
     table = Table(title=f"Can this host run {' and '.join(wants)}?", title_justify="left")
     numeric = ("current", "in use", "needed", "allows")
     for column in ("limit", *numeric, "status"):

@@ -267,11 +267,6 @@ class Inspection:
         """A "VmSize: 1234 kB" style field of the judged process's status, in bytes."""
         return int(self.status[field].split()[0]) * 1024
 
-    @property
-    def who(self) -> str:
-        """How the judged process is named in messages."""
-        return f"pid {self.target.pid}" if self.target.pid is not None else "a new process"
-
 
 def _version(text: str | None) -> tuple[int, ...]:
     """(6, 18) from "6.18.44-fc", () when unknown (compares below every version)."""
