@@ -469,6 +469,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0
         error = error or next((r["errno"] for r in reports.items if r["errno"]), None)
     n = max(held, 1)
     document = {
+        "schema_version": 1,  # sysprep/schemas/probe-connections.schema.json
         "probe": "connections",
         "target": args.count,
         "held": held,

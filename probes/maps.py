@@ -174,6 +174,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         stopped_by = "vm.max_map_count" if refused and before + held + 2 > limit else "unknown"
     n = max(held, 1)
     document = {
+        "schema_version": 1,  # sysprep/schemas/probe-maps.schema.json
         "probe": "maps",
         "target": args.count,
         "held": held,

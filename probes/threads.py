@@ -444,6 +444,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     n = max(creator.created, 1)
     delta = {name: during[name] - before[name] for name in during}
     document = {
+        "schema_version": 1,  # sysprep/schemas/probe-threads.schema.json
         "probe": "threads",
         "mode": args.mode,
         "target": args.count,
