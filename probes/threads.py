@@ -308,6 +308,9 @@ class Pthreads:
         libc.pthread_attr_getstacksize(self.attr, ctypes.byref(size))
         libc.pthread_attr_getguardsize(self.attr, ctypes.byref(guard))
         self.stack_bytes, self.guard_bytes = size.value, guard.value
+        # Without --stack, pass NULL as a C program does: glibc then takes its defaults
+        # itself, and nothing of the attribute object is copied for each thread.
+        self.create_attr = None if stack is None else ctypes.addressof(self.attr)
 
 
 @contextmanager
@@ -351,8 +354,8 @@ class Creator:
         base = ctypes.addressof(self.tids)
         width = ctypes.sizeof(ctypes.c_ulong)
         lib = self.lib
-        # Plain ints: ctypes converts a buffer object to void* anew on every call.
-        create, attr, start = lib.create, ctypes.addressof(lib.attr), lib.start_routine
+        # Plain ints (or None): ctypes converts a buffer object to void* anew on every call.
+        create, attr, start = lib.create, lib.create_attr, lib.start_routine
         argument = ctypes.addressof(lib.semaphore) if self.argument is None else self.argument
         created, next_check, last_report = 0, 0, 0.0
         while created < self.count:
