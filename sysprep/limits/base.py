@@ -160,7 +160,10 @@ class Inspection:
     def __init__(self, host: Host, target: Target, cost: ThreadCost | None = None) -> None:
         self.host = host
         self.target = target
-        self.calibrated_cost = cost  # from --calibrate; None: estimate from the host
+        # Per-thread and per-connection memory: --calibrate's measure, else estimated on first
+        # use (memory.thread_cost, network.connection_cost) and kept: several limits need them.
+        self.thread_cost: ThreadCost | None = cost
+        self.connection_bytes: int | None = None
         self.proc: int | str = target.pid if target.pid is not None else "self"
 
     @cached_property

@@ -48,8 +48,10 @@ def estimate_cost(inspection: Inspection) -> ThreadCost:
 
 
 def thread_cost(inspection: Inspection) -> ThreadCost:
-    """Calibrated cost when --calibrate measured it, else the estimate."""
-    return inspection.calibrated_cost or estimate_cost(inspection)
+    """Calibrated cost when --calibrate measured it, else the estimate, made once."""
+    if inspection.thread_cost is None:
+        inspection.thread_cost = estimate_cost(inspection)
+    return inspection.thread_cost
 
 
 class MemAvailable:

@@ -188,7 +188,8 @@ class ConnectionMemory:
         """(MemAvailable - floor - the threads' memory) / memory per connection."""
         cost = connection_cost(inspection)
         meminfo = inspection.meminfo
-        threads = inspection.target.threads * thread_cost(inspection).total
+        wanted_threads = inspection.target.threads
+        threads = wanted_threads * thread_cost(inspection).total if wanted_threads else 0
         available = meminfo["MemAvailable"] - memory_floor(meminfo) - threads
         sockstat = _sockstat_pages(inspection) * inspection.page_size
         needed = cost * _wanted(inspection)
@@ -217,6 +218,12 @@ class ConnectionMemory:
 
 def connection_cost(inspection: Inspection) -> int:
     """Bytes of kernel memory per idle accepted connection, from this kernel's slab sizes."""
+    if inspection.connection_bytes is None:
+        inspection.connection_bytes = _slab_cost(inspection)
+    return inspection.connection_bytes
+
+
+def _slab_cost(inspection: Inspection) -> int:
     total = 0
     for cache, fallback in _SOCKET_SLABS.items():
         try:
