@@ -26,7 +26,6 @@ Exit status: 0 the target was reached, 1 a limit, the memory guard or a signal s
 
 from __future__ import annotations
 
-import argparse
 import collections
 import ctypes
 import errno
@@ -39,9 +38,8 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
-from typing import Any
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (2 ms of startup)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
@@ -81,7 +79,7 @@ def parse_size(text: str) -> int:
 
     match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:I?B)?", text.strip(), re.IGNORECASE)
     if match is None or int(match[1]) == 0:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (use e.g. 256K, 8M)")
+        raise ValueError(f"invalid size {text!r} (use e.g. 256K, 8M)")
     return int(match[1]) * _MULTIPLIER[match[2].upper()]
 
 
@@ -89,8 +87,75 @@ def parse_count(text: str) -> int:
     """A positive count; "1_000_000" and "1,000,000" are accepted."""
     cleaned = text.replace("_", "").replace(",", "")
     if not cleaned.isdigit() or int(cleaned) <= 0:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a whole number > 0)")
+        raise ValueError(f"invalid count {text!r} (a whole number > 0)")
     return int(cleaned)
+
+
+def parse_mode(text: str) -> str:
+    """The mode: hold or seed."""
+    if text not in ("hold", "seed"):
+        raise ValueError(f"invalid mode {text!r} (hold or seed)")
+    return text
+
+
+class Arguments:
+    """The options, with their defaults."""
+
+    count: int = 10_000
+    stack: int | None = None  # None: glibc's default, as a C program gets
+    mode: str = "hold"
+    memory_floor: int | None = None
+    progress: bool = False
+    wait: bool = False
+    json: bool = False
+
+
+USAGE = """\
+usage: threads.py [--count N] [--stack SIZE] [--mode hold|seed] [--memory-floor SIZE]
+                  [--progress] [--wait] [--json]"""
+_OPTIONS_HELP = """\
+  --count N            threads to create (default 10,000)
+  --stack SIZE         thread stack, e.g. 64K (default: glibc's, from RLIMIT_STACK)
+  --mode hold|seed     hold all at once (default), or the seed blog's sleep(1) threads
+  --memory-floor SIZE  MemAvailable to keep free (default: 5 % of MemTotal, >= 512M)
+  --progress           JSON progress lines on stderr
+  --wait               print a "ready" line on stderr, wait for a line on stdin first
+  --json               print one JSON document"""
+# Option → how to read its value; None for a flag. argparse is not used: importing and
+# setting it up costs ~12 ms, which counts against the C reference (bench/threads_vs_c.py).
+_OPTIONS: dict[str, Callable[[str], object] | None] = {
+    "--count": parse_count,
+    "--stack": parse_size,
+    "--mode": parse_mode,
+    "--memory-floor": parse_size,
+    "--progress": None,
+    "--wait": None,
+    "--json": None,
+}
+
+
+def parse_arguments(argv: list[str]) -> Arguments:
+    """Options as "--name value", "--name=value" or "--flag"; ValueError names a bad one."""
+    args = Arguments()
+    words = iter(argv)
+    for word in words:
+        name, has_value, value = word.partition("=")
+        if name not in _OPTIONS:
+            raise ValueError(f"unknown option {word!r}")
+        read = _OPTIONS[name]
+        attribute = name[2:].replace("-", "_")
+        if read is None:
+            if has_value:
+                raise ValueError(f"{name} takes no value")
+            setattr(args, attribute, True)
+            continue
+        if not has_value:
+            following = next(words, None)
+            if following is None:
+                raise ValueError(f"{name} needs a value")
+            value = following
+        setattr(args, attribute, read(value))
+    return args
 
 
 # --- reading /proc
@@ -284,13 +349,18 @@ class Pthreads:
     def __init__(self, stack: int | None, start: str) -> None:
         # The running program's namespace holds libc and, before glibc 2.34, libpthread.
         libc = ctypes.CDLL(None, use_errno=True)
-        self.create = libc.pthread_create
+        # The calls made once per thread keep the GIL (PyDLL): no Python thread could use it
+        # meanwhile, and releasing and retaking it costs ~0.3 us of CPU per call with caches
+        # cold from the syscall (user time in bench/threads_vs_c.py). They return their
+        # errors, so they also do without use_errno's bookkeeping.
+        per_thread = ctypes.PyDLL(None)
+        self.create = per_thread.pthread_create
         self.create.argtypes = [ctypes.c_void_p] * 4
         self.create.restype = ctypes.c_int
-        self.join = libc.pthread_join
+        self.join = per_thread.pthread_join
         self.join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
         self.join.restype = ctypes.c_int
-        self.post = libc.sem_post
+        self.post = per_thread.sem_post
         self.post.argtypes = [ctypes.c_void_p]
         self.start_routine = ctypes.cast(getattr(libc, start), ctypes.c_void_p).value
         self.semaphore = ctypes.create_string_buffer(_OPAQUE_BYTES)
@@ -388,7 +458,8 @@ class Creator:
     def release(self) -> None:
         """Post the semaphore once per thread (hold mode only)."""
         # map() drives the calls from C: no Python bytecode runs per thread.
-        _drain(map(self.lib.post, itertools.repeat(self.lib.semaphore, self.created)))
+        semaphore = ctypes.addressof(self.lib.semaphore)  # an int converts faster than a buffer
+        _drain(map(self.lib.post, itertools.repeat(semaphore, self.created)))
 
     def join(self) -> None:
         """Join every thread created."""
@@ -407,7 +478,7 @@ def event(**fields: object) -> None:
     sys.stderr.flush()
 
 
-def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+def probe(args: Arguments) -> tuple[dict[str, object], int]:
     """Run the threads probe in args.mode; return its JSON document and exit status."""
     seed = args.mode == "seed"
     lib = Pthreads(args.stack, "sleep" if seed else "sem_wait")
@@ -479,18 +550,16 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the probe, print one JSON document (or a summary line)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--count", type=parse_count, default=10_000, help="threads to create")
-    parser.add_argument("--stack", type=parse_size, help="thread stack (default: glibc's)")
-    parser.add_argument("--mode", choices=("hold", "seed"), default="hold")
-    parser.add_argument("--memory-floor", type=parse_size, help="MemAvailable to keep free")
-    parser.add_argument("--progress", action="store_true", help="JSON progress lines on stderr")
-    parser.add_argument("--wait", action="store_true", help="wait for a line on stdin first")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        summary = (__doc__ or "").partition("\n")[0]
+        print(f"{summary}\n\n{USAGE}\n\n{_OPTIONS_HELP}")
+        return 0
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return 2 if exit_.code else 0
+        args = parse_arguments(argv)
+    except ValueError as error:
+        print(f"{USAGE}\nthreads.py: error: {error}", file=sys.stderr)
+        return 2
     try:
         document, status_code = probe(args)
     except (OSError, AttributeError) as error:  # no libc, or one without these functions

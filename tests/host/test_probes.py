@@ -129,12 +129,46 @@ class TestThreadsProbe:
         assert document["held"] < 30000
 
     @pytest.mark.parametrize(
-        "args", [["--count", "0"], ["--count", "lots"], ["--stack", "8Q"], ["--mode", "sleepy"]]
+        ("args", "error"),
+        [
+            (["--count", "0"], "invalid count '0'"),
+            (["--count", "lots"], "invalid count 'lots'"),
+            (["--stack", "8Q"], "invalid size '8Q'"),
+            (["--mode", "sleepy"], "invalid mode 'sleepy'"),
+            (["--mode=sleepy"], "invalid mode 'sleepy'"),
+            (["--cuont", "5"], "unknown option '--cuont'"),
+            (["--count"], "--count needs a value"),
+            (["--wait=yes"], "--wait takes no value"),
+        ],
     )
-    def test_bad_arguments_exit_2(self, args: list[str]) -> None:
-        """Bad arguments: exit 2, nothing on stdout."""
-        status, document = run_probe("threads", *args)
-        assert (status, document) == (2, {})
+    def test_bad_arguments_exit_2(self, args: list[str], error: str) -> None:
+        """Bad arguments: exit 2, nothing on stdout, the last line of stderr names the problem."""
+        completed = subprocess.run(
+            [sys.executable, "-S", str(probe_path("threads")), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (completed.returncode, completed.stdout) == (2, "")
+        assert completed.stderr.splitlines()[-1].startswith(f"threads.py: error: {error}")
+
+    def test_options_in_both_spellings(self) -> None:
+        """--name=value and --name value read the same; --help lists every option, exit 0."""
+        status, document = run_probe("threads", "--count=2,000", "--stack", "64K", "--mode=seed")
+        assert status == 0
+        assert (document["target"], document["stack_bytes"], document["mode"]) == (
+            2000,
+            65536,
+            "seed",
+        )
+        completed = subprocess.run(
+            [sys.executable, "-S", str(probe_path("threads")), "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for option in ("--count", "--stack", "--mode", "--memory-floor", "--progress", "--json"):
+            assert option in completed.stdout
 
 
 class TestMapsProbe:
