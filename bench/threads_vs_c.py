@@ -4,10 +4,11 @@ Target (issue "probes"): the probe at most 1.05x the C program. Run by hand, not
 
     .venv/bin/python bench/threads_vs_c.py [--count 30000] [--runs 20]
 
-Builds bench/hold.c with cc into a temp directory; both use glibc's default stack. Both
-print their create and join phases, so the comparison shows where time goes: the kernel's
-join phase varies by +-150 ms from run to run for either program, more than the probe's own
-overhead, so the phases are the steadier figure.
+Builds bench/hold.c with cc into a temp directory; all use glibc's default stack. A third
+contestant, bench/hold_ctypes.py, runs the same loop through ctypes and nothing else: the
+floor for any Python probe, so the report splits the probe's cost into the price of ctypes
+and the probe's own. Each prints its create and join phases: the kernel's join phase varies
+by +-150 ms from run to run for any of them, so the phases are the steadier figure.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE.parent / "probes" / "threads.py"
+FLOOR = HERE / "hold_ctypes.py"
 TARGET_RATIO = 1.05
 PHASES = ("wall", "create_seconds", "join_seconds")
 
@@ -53,32 +55,40 @@ def main() -> int:
         )
         commands = {
             "C": [binary, str(args.count)],
+            "ctypes": [sys.executable, "-S", str(FLOOR), str(args.count)],
             "probe": [sys.executable, "-S", str(PROBE), "--count", str(args.count), "--json"],
         }
         for command in commands.values():  # warm caches
             measure(command)
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
         for run in range(args.runs):
-            # Interleaved, each order half the time, so noise hits both alike; and a pause
-            # first: the kernel frees the last run's task structs and stacks after it exits
-            # (RCU, deferred work), which would otherwise be billed to the next program.
-            order = list(commands.items()) if run % 2 else list(commands.items())[::-1]
-            for name, command in order:
+            # Interleaved, in rotating order, so noise hits all alike; and a pause first: the
+            # kernel frees the last run's task structs and stacks after it exits (RCU,
+            # deferred work), which would otherwise be billed to the next program.
+            names = list(commands)
+            order = names[run % len(names) :] + names[: run % len(names)]
+            for name in order:
                 time.sleep(args.settle)
-                samples[name].append(measure(command))
+                samples[name].append(measure(commands[name]))
     medians = {
         name: {phase: statistics.median(s[phase] for s in runs) for phase in PHASES}
         for name, runs in samples.items()
     }
-    print(f"{args.count:,} threads, {args.runs} runs each, medians:")
+    print(f"{args.count:,} threads, {args.runs} runs each, medians (ratio to C):")
     for phase in PHASES:
-        c, probe = medians["C"][phase], medians["probe"][phase]
-        print(f"  {phase:15} C {c:.3f} s  probe {probe:.3f} s  ratio {probe / c:.3f}x")
-    pairs = zip(samples["probe"], samples["C"], strict=True)
-    paired = statistics.median(p["wall"] / c["wall"] for p, c in pairs)
-    overhead = medians["probe"]["wall"] - medians["probe"]["create_seconds"]
-    overhead -= medians["probe"]["join_seconds"]
-    print(f"  median paired wall ratio {paired:.3f}x; probe outside both phases {overhead:.3f} s")
+        c, floor, probe = (medians[name][phase] for name in commands)
+        print(
+            f"  {phase:15} C {c:.3f} s  ctypes {floor:.3f} s ({floor / c:.3f}x)"
+            f"  probe {probe:.3f} s ({probe / c:.3f}x)"
+        )
+    ratios = {
+        name: statistics.median(
+            run["wall"] / c["wall"] for run, c in zip(samples[name], samples["C"], strict=True)
+        )
+        for name in ("ctypes", "probe")
+    }
+    paired = ratios["probe"]
+    print(f"  median paired wall ratio: ctypes {ratios['ctypes']:.3f}x, probe {paired:.3f}x")
     verdict = "ok" if paired <= TARGET_RATIO else "over target"
     print(f"target <= {TARGET_RATIO}x (paired wall): {verdict}")
     return 0 if paired <= TARGET_RATIO else 1
