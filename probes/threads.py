@@ -427,8 +427,8 @@ class Creator:
         # Plain ints (or None): ctypes converts a buffer object to void* anew on every call.
         create, attr, start = lib.create, lib.create_attr, lib.start_routine
         argument = ctypes.addressof(lib.semaphore) if self.argument is None else self.argument
-        created, next_check, last_report = 0, 0, 0.0
-        while created < self.count:
+        count, created, next_check, last_report = self.count, 0, 0, 0.0
+        while created < count:
             if created >= next_check:
                 if stop_arrived():
                     self.stopped_by = "signal"
