@@ -95,6 +95,11 @@ class Reading(NamedTuple):
     unit: str = "threads"  # what `allows` counts: threads or connections
 
 
+def unbounded(name: str, target: Target, note: str, *, unit: str = "threads") -> Reading:
+    """A limit with nothing to bind on this host (not set, not loaded): ok, *note* says why."""
+    return measured(name, target, current=None, in_use=None, allows=None, note=note, unit=unit)
+
+
 def measured(
     name: str,
     target: Target,

@@ -8,6 +8,7 @@ from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
+from sysprep.limits.base import unbounded
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,9 +35,7 @@ class PidsMax:
                 tightest = (limit, current, level)
         if tightest is None:
             note = "no pids controller" if levels is None else "no limit on any level"
-            return measured(
-                self.name, inspection.target, current=None, in_use=None, allows=None, note=note
-            )
+            return unbounded(self.name, inspection.target, note)
         limit, current, level = tightest
         needed = current + inspection.target.threads
         shown = "/" + str(level.relative_to(inspection.host.root))

@@ -9,6 +9,7 @@ from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import measured
+from sysprep.limits.base import unbounded
 from sysprep.limits.fixes import sysctl_fix
 from sysprep.units import KIB
 from sysprep.units import MIB
@@ -101,14 +102,7 @@ class MemoryCgroup:
             if tightest is None or int(limit_text) - usage < tightest[0] - tightest[1]:
                 tightest = (int(limit_text), usage, shown)
         if tightest is None:
-            return measured(
-                self.name,
-                inspection.target,
-                current=None,
-                in_use=None,
-                allows=None,
-                note="no memory cgroup limit",
-            )
+            return unbounded(self.name, inspection.target, "no memory cgroup limit")
         limit, usage, shown = tightest
         cost = thread_cost(inspection).total
         needed = usage + cost * inspection.target.threads

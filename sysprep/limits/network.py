@@ -8,6 +8,7 @@ from sysprep.limits.base import Fix
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
+from sysprep.limits.base import unbounded
 from sysprep.limits.fixes import rlimit_fix
 from sysprep.limits.fixes import sysctl_fix
 from sysprep.limits.memory import memory_floor
@@ -165,14 +166,8 @@ class Conntrack:
         """Headroom is the table size minus entries in use; unbounded without conntrack."""
         host = inspection.host
         if not host.sysctl_path(self.name).exists():
-            return measured(
-                self.name,
-                inspection.target,
-                current=None,
-                in_use=None,
-                allows=None,
-                note="conntrack is not loaded",
-                unit=self.unit,
+            return unbounded(
+                self.name, inspection.target, "conntrack is not loaded", unit=self.unit
             )
         in_use = host.sysctl_int("net.netfilter.nf_conntrack_count")
         return sysctl_minus_in_use(self.name, inspection, in_use, unit=self.unit)
