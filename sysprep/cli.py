@@ -14,7 +14,6 @@ import typer
 
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
-from sysprep.errors import NeedsRootError
 from sysprep.errors import StoppedError
 from sysprep.errors import SysprepError
 from sysprep.host import Host
@@ -400,21 +399,8 @@ def _stack_option(text: str | None) -> int | None:
 
 
 def _pid_option(host: Host, pid: int | None) -> int | None:
-    """The pid, once its /proc files are known to be there and readable."""
-    if pid is None:
-        return None
-    if pid <= 0:
-        raise BadInputError(f"invalid pid {pid}: must be a process id greater than zero")
-    for name in ("status", "limits", "maps", "cgroup"):
-        try:
-            host.read(f"proc/{pid}/{name}")
-        except FileNotFoundError:  # noqa: PERF203 - four reads, once per run
-            raise BadInputError(f"no process with pid {pid}") from None
-        except PermissionError:
-            raise NeedsRootError(
-                f"cannot read /proc/{pid}/{name}: permission denied;"
-                f" run sysprep as root or as the owner of pid {pid}"
-            ) from None
+    if pid is not None:
+        host.require_process(pid)
     return pid
 
 

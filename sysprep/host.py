@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sysprep.errors import BadInputError
+from sysprep.errors import NeedsRootError
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
 _DOTS_TO_SLASHES = str.maketrans("./", "/.")
@@ -23,6 +24,11 @@ _LIMIT_TITLES = {
     "Max data size": "RLIMIT_DATA",
     "Max open files": "RLIMIT_NOFILE",
 }
+
+
+# /proc/PID/maps is read in blocks this large; the last _MAPS_TAIL bytes hold its last lines.
+_MAPS_BLOCK = 1 << 20
+_MAPS_TAIL = 16384  # two lines, each at most PATH_MAX and the fields
 
 
 class Mount(NamedTuple):
@@ -157,6 +163,22 @@ class Host:
         """Pids of every process visible in /proc."""
         return [int(entry.name) for entry in self.path("proc").iterdir() if entry.name.isdigit()]
 
+    def require_process(self, pid: int) -> None:
+        """BadInputError unless *pid* is a process whose /proc files this user may read."""
+        if pid <= 0:
+            raise BadInputError(f"invalid pid {pid}: must be a process id greater than zero")
+        for name in ("status", "limits", "maps", "cgroup"):
+            try:
+                with self.path(f"proc/{pid}/{name}").open("rb") as f:
+                    f.read(1)  # maps of a million threads is 70 MB: one byte proves access
+            except FileNotFoundError:  # noqa: PERF203 - four files, once per run
+                raise BadInputError(f"no process with pid {pid}") from None
+            except PermissionError:
+                raise NeedsRootError(
+                    f"cannot read /proc/{pid}/{name}: permission denied;"
+                    f" run sysprep as root or as the owner of pid {pid}"
+                ) from None
+
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""
         result: dict[str, str] = {}
@@ -165,10 +187,28 @@ class Host:
             result[name] = value.strip()
         return result
 
-    def tids(self, pid: int | str) -> list[int]:
-        """Thread ids of a process (each one a pid of its own)."""
-        task = self.path(f"proc/{pid}/task")
-        return [int(entry.name) for entry in task.iterdir() if entry.name.isdigit()]
+    def pids_taken(self, low: int, high: int) -> int:
+        """Pid numbers in [low, high) that a task holds.
+
+        /proc/N resolves a thread id too, though readdir lists only thread-group leaders: one
+        stat per number, so keep the range short (the pids below 300 are taken at boot).
+        """
+        proc = self.path("proc")
+        return sum(1 for number in range(low, high) if (proc / str(number)).exists())
+
+    def threads_of_processes_from(self, first_pid: int) -> int:
+        """Tasks of the processes whose pid is *first_pid* or above (their Threads: counts).
+
+        Their other threads were created later, so they sit above too unless pids wrapped.
+        """
+        total = 0
+        for pid in self.pids():
+            if pid >= first_pid:
+                try:
+                    total += int(self.status(pid)["Threads"])
+                except (OSError, KeyError):  # exited while we looked, or a bare thread dir
+                    continue
+        return total
 
     def fds(self, pid: int | str) -> list[str]:
         """Open file descriptors of a process (names in /proc/PID/fd)."""
@@ -189,16 +229,22 @@ class Host:
         return result
 
     def maps(self, pid: int | str) -> MapsSummary:
-        """How many mappings a process has, and where the highest one ends."""
+        """How many mappings a process has, and where the highest one ends.
+
+        A process with a million threads has two million lines: they are counted in large
+        blocks, and only the last lines (maps is sorted by address) are parsed.
+        """
         count = 0
+        tail = b""
+        with self.path(f"proc/{pid}/maps").open("rb") as maps:
+            while block := maps.read(_MAPS_BLOCK):
+                count += block.count(b"\n")
+                tail = (tail + block)[-_MAPS_TAIL:]
         highest = 0
-        with self.path(f"proc/{pid}/maps").open() as maps:
-            for line in maps:
-                count += 1
-                end = int(line.split("-", 1)[1].split(" ", 1)[0], 16)
-                # [vsyscall] sits in the kernel half on x86_64; it says nothing about user space.
-                if not line.rstrip().endswith("[vsyscall]"):
-                    highest = max(highest, end)
+        for line in tail.splitlines()[-2:]:
+            # [vsyscall] sits in the kernel half on x86_64; it says nothing about user space.
+            if b"-" in line and not line.rstrip().endswith(b"[vsyscall]"):
+                highest = max(highest, int(line.split(b"-", 1)[1].split(b" ", 1)[0], 16))
         return MapsSummary(count, highest)
 
     def cgroups(self, pid: int | str) -> list[CgroupEntry]:

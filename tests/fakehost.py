@@ -160,6 +160,8 @@ class FakeHost:
         )
         for tid in tids:
             (self.root / f"proc/{pid}/task/{tid}").mkdir(parents=True, exist_ok=True)
+            # /proc/TID resolves on a real kernel too, though readdir does not list it.
+            (self.root / f"proc/{tid}").mkdir(exist_ok=True)
         self._write(f"proc/{pid}/cgroup", "0::/system.slice/fake.service\n")
         self.set_fds(pid, 4)
         self.set_maps(pid, count=40)

@@ -149,11 +149,6 @@ class ThreadCost(NamedTuple):
         return self.kernel_stack + self.page_tables + self.slab + self.rss
 
 
-def pids_in_range(tids: tuple[int, ...], low: int, high: int) -> int:
-    """Thread ids in [low, high): pid numbers the allocator cannot hand out again."""
-    return sum(1 for tid in tids if low <= tid < high)
-
-
 class Inspection:
     """What one check reads: the host, the judged process and the target; each fact read once.
 
@@ -191,17 +186,6 @@ class Inspection:
         """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c)."""
         caps = int(self.status["CapEff"], 16)
         return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
-
-    @cached_property
-    def tids(self) -> tuple[int, ...]:
-        """Every thread id on the host (each holds a pid number), from /proc/*/task."""
-        tids: list[int] = []
-        for pid in self.host.pids():
-            try:
-                tids.extend(self.host.tids(pid))
-            except OSError:  # noqa: PERF203 - the process exited while we looked
-                continue
-        return tuple(tids)
 
     @cached_property
     def tasks_by_uid(self) -> dict[int, int]:
