@@ -63,17 +63,19 @@ def _options(
         bool,
         typer.Option("--quiet", "-q", help="No output at all: the exit status says it (cron)."),
     ] = False,
+    # Plain strings, not typer Paths: click checks a Path's readability, and the state
+    # directory is root's (0700), so every command of a normal user would fail on it.
     root: Annotated[
-        Path, typer.Option(hidden=True, help="Read /proc and /sys under this directory (tests).")
-    ] = Path("/"),
+        str, typer.Option(hidden=True, help="Read /proc and /sys under this directory (tests).")
+    ] = "/",
     etc_root: Annotated[
-        Path, typer.Option(hidden=True, help="Write /etc files under this directory (tests).")
-    ] = Path("/"),
+        str, typer.Option(hidden=True, help="Read and write /etc under this directory (tests).")
+    ] = "/",
     state_dir: Annotated[
-        Path, typer.Option(hidden=True, help="Snapshots and the lock live here.")
-    ] = DEFAULT_STATE_DIR,
+        str, typer.Option(hidden=True, help="Snapshots and the lock live here.")
+    ] = str(DEFAULT_STATE_DIR),
 ) -> None:
-    ctx.obj = Context(Host(root), Paths(etc_root, state_dir))
+    ctx.obj = Context(Host(Path(root)), Paths(Path(etc_root), Path(state_dir)))
     if quiet:  # run() puts both streams back when the command is done
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115, PTH123
 

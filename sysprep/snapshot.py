@@ -19,6 +19,7 @@ from typing import Any
 
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
+from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
 
 if TYPE_CHECKING:
@@ -157,9 +158,15 @@ def snapshots_dir(state_dir: Path) -> Path:
 def all_snapshots(state_dir: Path, host: Host) -> list[Snapshot]:
     """Every snapshot, oldest first; an untrusted file stops the listing with its reason."""
     directory = state_dir / "snapshots"
-    if not directory.is_dir():
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".json"))
+    except FileNotFoundError:
         return []
-    return [Snapshot.load(path, host) for path in sorted(directory.glob("*.json"))]
+    except PermissionError:
+        raise NeedsRootError(
+            f"the snapshots in {directory} are root's (mode 0700); run sysprep as root (sudo)"
+        ) from None
+    return [Snapshot.load(directory / name, host) for name in names]
 
 
 @contextlib.contextmanager
