@@ -226,7 +226,7 @@ def probe(
     Example: sysprep probe threads --count 30000 --stack 64K
     """
     from sysprep import render
-    from sysprep.probe_runner import PROBES
+    from sysprep.facts import PROBES
     from sysprep.probe_runner import run_probe
 
     if name not in PROBES:

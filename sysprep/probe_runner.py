@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Installed wheels carry probes/ as sysprep/_probes; a source checkout has it beside the package.
 _PROBE_DIRS = (PACKAGE_DIR / "_probes", PACKAGE_DIR.parent / "probes")
-PROBES = ("threads", "maps", "connections")
 # A probe asked to stop still releases and joins every thread; 600k threads take ~10 s.
 _STOP_SECONDS = 120
 _PR_SET_PDEATHSIG = 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sysprep.errors import BadInputError
+from sysprep.facts import PROBES
 from sysprep.units import parse_size
 
 if sys.version_info >= (3, 11):
@@ -43,7 +44,6 @@ _SIZE_RLIMITS = frozenset({"stack", "as"})
 _TOP_KEYS = frozenset({"description", "extends", "target", "sysctl", "rlimits", "probes"})
 _TARGET_KEYS = frozenset({"threads", "stack"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
-_PROBES = frozenset({"threads", "maps", "connections"})
 AUTO = "auto"
 
 
@@ -270,8 +270,8 @@ def _probe(where: str, index: int, entry: object, threads: int) -> ProbeWant:
         raise BadInputError(f"{where}: {key} must be a table")
     _only(where, f"{key}.", entry, _PROBE_KEYS)
     name = entry.get("name")
-    if name not in _PROBES:
-        raise BadInputError(f"{where}: {key}.name must be one of {', '.join(sorted(_PROBES))}")
+    if name not in PROBES:
+        raise BadInputError(f"{where}: {key}.name must be one of {', '.join(sorted(PROBES))}")
     count = entry.get("count", threads)
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise BadInputError(f"{where}: {key}.count must be a whole number greater than zero")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sysprep.facts import PROBES
 from sysprep.limits.base import Status
 from sysprep.units import format_count
 from sysprep.units import format_size
@@ -230,11 +231,11 @@ def print_probe(document: dict[str, Any]) -> None:
     from rich.console import Console
 
     console = Console(highlight=False)
-    what = "mappings" if document["probe"] == "maps" else "threads"
+    probe = PROBES[document["probe"]]
     held, target = document["held"], document["target"]
     rate = document.get("create_rate")
     console.print(
-        f"[bold]{held:,}[/] of {target:,} {what} alive at once"
+        f"[bold]{held:,}[/] of {target:,} {probe.holds} alive at once"
         f" ({document.get('created', held):,} created in {document['create_seconds']:.2f} s"
         + (f", {rate:,}/s" if rate else "")
         + ")"
@@ -245,12 +246,12 @@ def print_probe(document: dict[str, Any]) -> None:
             f"stopped by: [bold red]{stopped}[/]"
             + (f" ({document['errno']})" if document.get("errno") else "")
         )
-    costs = document.get("per_thread_bytes") or document.get("per_mapping_bytes") or {}
+    costs = document.get(f"per_{probe.one}_bytes") or {}
     if costs:
         parts = ", ".join(
             f"{key.replace('_', ' ')} {format_size(max(value, 0))}" for key, value in costs.items()
         )
-        console.print(f"per {what[:-1]}: {parts}")
+        console.print(f"per {probe.one}: {parts}")
     if document.get("oom_kills"):
         console.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")
 

@@ -1,0 +1,177 @@
+"""Fixed facts, each in one table: rlimits, kernel maxima, the files sysprep owns, the probes."""
+
+from __future__ import annotations
+
+import resource
+from typing import NamedTuple
+
+
+class Rlimit(NamedTuple):
+    """One rlimit, as getrlimit(2), /proc/PID/limits, profiles, ulimit, limits.conf, systemd say it.
+
+    *in_bytes*: its values are bytes, which ulimit and limits.conf count in KiB.
+    """
+
+    name: str
+    resource: int
+    title: str
+    profile: str
+    ulimit: str
+    prlimit: str
+    limits_conf: str
+    systemd: str
+    in_bytes: bool
+
+
+RLIMITS: dict[str, Rlimit] = {
+    r.name: r
+    for r in (
+        Rlimit(
+            "RLIMIT_STACK",
+            resource.RLIMIT_STACK,
+            "Max stack size",
+            "stack",
+            "-s",
+            "--stack",
+            "stack",
+            "LimitSTACK",
+            in_bytes=True,
+        ),
+        Rlimit(
+            "RLIMIT_NPROC",
+            resource.RLIMIT_NPROC,
+            "Max processes",
+            "nproc",
+            "-u",
+            "--nproc",
+            "nproc",
+            "LimitNPROC",
+            in_bytes=False,
+        ),
+        Rlimit(
+            "RLIMIT_AS",
+            resource.RLIMIT_AS,
+            "Max address space",
+            "as",
+            "-v",
+            "--as",
+            "as",
+            "LimitAS",
+            in_bytes=True,
+        ),
+        Rlimit(
+            "RLIMIT_DATA",
+            resource.RLIMIT_DATA,
+            "Max data size",
+            "data",
+            "-d",
+            "--data",
+            "data",
+            "LimitDATA",
+            in_bytes=True,
+        ),
+        Rlimit(
+            "RLIMIT_NOFILE",
+            resource.RLIMIT_NOFILE,
+            "Max open files",
+            "nofile",
+            "-n",
+            "--nofile",
+            "nofile",
+            "LimitNOFILE",
+            in_bytes=False,
+        ),
+    )
+}
+RLIM_INFINITY = resource.RLIM_INFINITY
+
+# FUTEX_TID_MASK: the kernel refuses larger threads-max with EINVAL (kernel/fork.c).
+THREADS_MAX_LIMIT = 0x3FFFFFFF
+# PID_MAX_LIMIT on 64-bit (include/linux/threads.h).
+PID_MAX_LIMIT = 4 * 1024 * 1024
+# Bounds the kernel enforces on writes (proc_dointvec_minmax), checked before anything is
+# written; the capacity model never asks for more.
+SYSCTL_BOUNDS: dict[str, tuple[int, int]] = {
+    "kernel.threads-max": (1, THREADS_MAX_LIMIT),
+    "kernel.pid_max": (301, PID_MAX_LIMIT),
+    "vm.max_map_count": (0, 2**31 - 1),
+}
+
+
+class OwnedFile(NamedTuple):
+    """A file sysprep writes with --persist, and when what it says takes effect."""
+
+    path: str
+    preamble: str  # the first line under the header ("[Manager]" for a systemd drop-in)
+    takes_effect: str
+
+
+SYSCTL_FILE = OwnedFile("/etc/sysctl.d/90-sysprep.conf", "", "at every boot")
+LIMITS_FILE = OwnedFile("/etc/security/limits.d/90-sysprep.conf", "", "at next login")
+SYSTEMD_FILE = OwnedFile(
+    "/etc/systemd/system.conf.d/90-sysprep.conf", "[Manager]\n", "after systemctl daemon-reexec"
+)
+# The only files sysprep writes; a snapshot naming any other path is refused.
+OWNED_FILES: dict[str, OwnedFile] = {f.path: f for f in (SYSCTL_FILE, LIMITS_FILE, SYSTEMD_FILE)}
+
+
+class Probe(NamedTuple):
+    """A probe in probes/: what it holds (for rendering) and what may stop it (stopped_by).
+
+    Every name in *stops* is a limit name `sysprep check` reports, or one of SPECIAL_STOPS.
+    """
+
+    name: str
+    holds: str  # plural: "threads"
+    one: str  # singular: "thread"
+    stops: frozenset[str]
+
+
+# stopped_by values that are not limits check reports.
+SPECIAL_STOPS = frozenset({"signal", "unknown"})
+PROBES: dict[str, Probe] = {
+    p.name: p
+    for p in (
+        Probe(
+            "threads",
+            "threads",
+            "thread",
+            frozenset(
+                {
+                    "RLIMIT_AS",
+                    "RLIMIT_DATA",
+                    "vm.max_map_count",
+                    "CommitLimit",
+                    "RLIMIT_NPROC",
+                    "kernel.threads-max",
+                    "pids.max",
+                    "kernel.pid_max",
+                    "memory",
+                    "signal",
+                    "unknown",
+                }
+            ),
+        ),
+        Probe(
+            "maps",
+            "mappings",
+            "mapping",
+            frozenset({"vm.max_map_count", "memory", "signal", "unknown"}),
+        ),
+        Probe(
+            "connections",
+            "connections",
+            "connection",
+            frozenset(
+                {
+                    "RLIMIT_NOFILE",
+                    "fs.file-max",
+                    "net.ipv4.ip_local_port_range",
+                    "memory",
+                    "signal",
+                    "unknown",
+                }
+            ),
+        ),
+    )
+}
