@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 
 class Rlimit(NamedTuple):
-    """One rlimit, as getrlimit(2), /proc/PID/limits, profiles, ulimit, limits.conf, systemd say it.
+    """One rlimit as getrlimit(2), /proc/PID/limits, profiles, ulimit, limits.conf, systemd say it.
 
     *in_bytes*: its values are bytes, which ulimit and limits.conf count in KiB.
     """

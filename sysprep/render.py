@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
+    from rich.console import Console
+
     from sysprep.apply import ApplyResult
     from sysprep.capacity import Assessment
     from sysprep.compliance import Compliance
@@ -37,6 +39,7 @@ _BYTES = frozenset(
         "address-space",
     }
 )
+_SNAPSHOT_TABLE_EXTRA = 40
 _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
 
 
@@ -330,8 +333,14 @@ def print_apply(result: ApplyResult) -> None:
         print_probe(probe.document)
 
 
-def print_snapshots(snapshots: list[Snapshot], *, as_json: bool) -> None:
-    """The snapshots, oldest first."""
+def print_snapshots(
+    snapshots: list[Snapshot], *, as_json: bool, console: Console | None = None
+) -> None:
+    """The snapshots, oldest first; an id is never cut: it is what `sysprep revert ID` takes.
+
+    A pipe gets one tab-separated line per snapshot; a terminal a table whose other columns
+    fold first.
+    """
     import time
 
     rows: list[dict[str, Any]] = [
@@ -352,14 +361,23 @@ def print_snapshots(snapshots: list[Snapshot], *, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = console or Console(highlight=False)
+    widest = max((len(row["id"]) for row in rows), default=2)
+    # The table needs the whole id, borders, and a little room for each other column.
+    if not console.is_terminal or console.width < widest + _SNAPSHOT_TABLE_EXTRA:
+        for row in rows:
+            fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
+            console.file.write("\t".join((*fields[:4], ", ".join(fields[4]))) + "\n")
+        return
     table = Table()
-    for column in ("id", "created", "profile", "state", "changes"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=widest)
+    for column in ("created", "profile", "state", "changes"):
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
         )
-    Console().print(table)
+    console.print(table)
 
 
 def print_compliance(compliance: Compliance) -> None:

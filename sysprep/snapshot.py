@@ -159,14 +159,14 @@ def all_snapshots(state_dir: Path, host: Host) -> list[Snapshot]:
     """Every snapshot, oldest first; an untrusted file stops the listing with its reason."""
     directory = state_dir / "snapshots"
     try:
-        names = sorted(name for name in os.listdir(directory) if name.endswith(".json"))
+        paths = sorted(path for path in directory.iterdir() if path.suffix == ".json")
     except FileNotFoundError:
         return []
     except PermissionError:
         raise NeedsRootError(
             f"the snapshots in {directory} are root's (mode 0700); run sysprep as root (sudo)"
         ) from None
-    return [Snapshot.load(directory / name, host) for name in names]
+    return [Snapshot.load(path, host) for path in paths]
 
 
 @contextlib.contextmanager

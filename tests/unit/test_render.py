@@ -1,0 +1,48 @@
+"""What render prints for people: ids never cut, one line per snapshot in a pipe."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from sysprep.render import print_snapshots
+from sysprep.snapshot import Snapshot
+
+LONG_PROFILE = "thread-per-client-100k-with-a-long-name"
+
+
+def snapshots() -> list[Snapshot]:
+    made = []
+    for number, profile in enumerate(("million-threads", LONG_PROFILE)):
+        snapshot = Snapshot(
+            f"20261128T141000.12345{number}-{profile}", profile, 1.8e9 + number, "boot"
+        )
+        snapshot.sysctls = [
+            {"key": key, "before": "1", "after": "2"}
+            for key in ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count")
+        ]
+        made.append(snapshot)
+    return made
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_terminal_table_keeps_every_id_whole(width: int) -> None:
+    """Regression: at 80 columns the id column was cut ("20261128T1410…")."""
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    print_snapshots(snapshots(), as_json=False, console=console)
+    for snapshot in snapshots():
+        assert snapshot.id in out.getvalue()
+    assert "…" not in out.getvalue()
+
+
+def test_a_pipe_gets_one_line_per_snapshot() -> None:
+    """Not a terminal: one tab-separated line each, the id first, nothing cut."""
+    out = io.StringIO()
+    print_snapshots(snapshots(), as_json=False, console=Console(file=out))
+    lines = out.getvalue().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [s.id for s in snapshots()]
+    assert lines[1].split("\t")[2] == LONG_PROFILE
+    assert lines[0].split("\t")[4] == "kernel.pid_max, kernel.threads-max, vm.max_map_count"
