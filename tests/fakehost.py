@@ -225,8 +225,15 @@ class FakeHost:
 
     # --- cgroups
 
-    def use_cgroup_v2(self, path: str, controllers: str = "cpu memory pids") -> FakeHost:
-        """A pure cgroup v2 host (systemd's default): one hierarchy at /sys/fs/cgroup."""
+    def use_cgroup_v2(
+        self, path: str, controllers: str = "cpu memory pids", *, enabled: str | None = None
+    ) -> FakeHost:
+        """A pure cgroup v2 host (systemd's default): one hierarchy at /sys/fs/cgroup.
+
+        *enabled*: the controllers whose files the levels below the root have (the root's
+        subtree_control); default: all of *controllers*.
+        """
+        below = (controllers if enabled is None else enabled).split()
         self._write(f"proc/{SELF_PID}/cgroup", f"0::{path}\n")
         self._write(
             "proc/self/mountinfo",
@@ -241,10 +248,10 @@ class FakeHost:
             level /= part
             level.mkdir(parents=True, exist_ok=True)
             (level / "cgroup.procs").write_text("")
-            if "pids" in controllers.split():
+            if "pids" in below:
                 (level / "pids.max").write_text("max\n")
                 (level / "pids.current").write_text("1\n")
-            if "memory" in controllers.split():
+            if "memory" in below:
                 (level / "memory.max").write_text("max\n")
                 (level / "memory.current").write_text(f"{100 * MIB}\n")
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
@@ -13,7 +14,44 @@ from sysprep.limits.base import unbounded
 if TYPE_CHECKING:
     from pathlib import Path
 
+
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
+
+
+class CgroupLevel(NamedTuple):
+    """One level of a cgroup path that has the controller's files: its limit and usage."""
+
+    path: Path
+    shown: str  # "/sys/fs/cgroup/system.slice/x.service", as on the host
+    limit: int | None  # None: "max", no limit on this level
+    usage: int
+
+
+def cgroup_walk(
+    inspection: Inspection, controller: str, files: tuple[tuple[str, str], ...]
+) -> tuple[list[CgroupLevel], list[str]] | None:
+    """The judged process's *controller* cgroup, leaf first; None without that controller.
+
+    *files* are the (limit, usage) file names to try, v2's then v1's. A level with neither
+    has no limit of this controller (cgroup v2 enables a controller only below the levels
+    whose subtree_control names it); such levels come back apart, by the path shown.
+    Any other failure to read (permission denied, a malformed file) is raised.
+    """
+    levels = inspection.host.cgroup_levels(inspection.proc, controller)
+    if levels is None:
+        return None
+    found, without = [], []
+    for level in levels:
+        shown = "/" + str(level.relative_to(inspection.host.root))
+        names = next(((lim, use) for lim, use in files if (level / lim).exists()), None)
+        if names is None:
+            without.append(shown)
+            continue
+        text = (level / names[0]).read_text().strip()
+        limit = None if text == "max" else int(text)
+        usage = int((level / names[1]).read_text())
+        found.append(CgroupLevel(level, shown, limit, usage))
+    return found, without
 
 
 class PidsMax:
@@ -24,30 +62,28 @@ class PidsMax:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest pids.max - pids.current over the cgroup and its ancestors."""
-        levels = inspection.host.cgroup_levels(inspection.proc, "pids")
-        tightest: tuple[int, int, Path] | None = None  # (limit, current, level)
-        for level in levels or []:
-            text = (level / "pids.max").read_text().strip()
-            if text == "max":
-                continue
-            limit, current = int(text), int((level / "pids.current").read_text())
-            if tightest is None or limit - current < tightest[0] - tightest[1]:
-                tightest = (limit, current, level)
-        if tightest is None:
-            note = "no pids controller" if levels is None else "no limit on any level"
+        walk = cgroup_walk(inspection, "pids", (("pids.max", "pids.current"),))
+        if walk is None:
+            return unbounded(self.name, inspection.target, "no pids controller")
+        levels, without = walk
+        bounded = [level for level in levels if level.limit is not None]
+        if not bounded:
+            note = "no limit on any level"
+            if without:
+                note += f"; pids not enabled on {', '.join(without)}"
             return unbounded(self.name, inspection.target, note)
-        limit, current, level = tightest
-        needed = current + inspection.target.threads
-        shown = "/" + str(level.relative_to(inspection.host.root))
+        tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
+        limit = tightest.limit or 0
+        needed = tightest.usage + inspection.target.threads
         return measured(
             self.name,
             inspection.target,
             current=limit,
-            in_use=current,
-            allows=limit - current,
+            in_use=tightest.usage,
+            allows=limit - tightest.usage,
             needed=needed,
-            fix=_fix(inspection, level, shown, needed),
-            note=shown,
+            fix=_fix(inspection, tightest.path, tightest.shown, needed),
+            note=tightest.shown,
         )
 
 

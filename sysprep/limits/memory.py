@@ -10,6 +10,7 @@ from sysprep.limits.base import Reading
 from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
+from sysprep.limits.cgroup import cgroup_walk
 from sysprep.limits.fixes import sysctl_fix
 from sysprep.units import KIB
 from sysprep.units import MIB
@@ -17,6 +18,11 @@ from sysprep.units import format_size
 
 # A memory cgroup limit this large means "none" (v1 prints PAGE_COUNTER_MAX in bytes).
 _UNLIMITED_BYTES = 1 << 62
+# (limit, usage) files of the memory controller: cgroup v2's, then v1's.
+_MEMORY_FILES = (
+    ("memory.max", "memory.current"),
+    ("memory.limit_in_bytes", "memory.usage_in_bytes"),
+)
 # Measured SUnreclaim per thread beyond task_struct: pid, vmap_area and friends (~1.6 KiB).
 _SLAB_BESIDES_TASK_STRUCT = 1600
 _SLAB_FALLBACK = 7 * KIB
@@ -88,22 +94,16 @@ class MemoryCgroup:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
-        levels = inspection.host.cgroup_levels(inspection.proc, "memory") or []
-        tightest: tuple[int, int, str] | None = None
-        for level in levels:
-            v2 = (level / "memory.max").exists()
-            limit_text = (level / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text()
-            if limit_text.strip() == "max" or int(limit_text) >= _UNLIMITED_BYTES:
-                continue
-            usage = int(
-                (level / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text()
-            )
-            shown = "/" + str(level.relative_to(inspection.host.root))
-            if tightest is None or int(limit_text) - usage < tightest[0] - tightest[1]:
-                tightest = (int(limit_text), usage, shown)
-        if tightest is None:
+        walk = cgroup_walk(inspection, "memory", _MEMORY_FILES) or ([], [])
+        bounded = [
+            level
+            for level in walk[0]
+            if level.limit is not None and level.limit < _UNLIMITED_BYTES
+        ]
+        if not bounded:
             return unbounded(self.name, inspection.target, "no memory cgroup limit")
-        limit, usage, shown = tightest
+        tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
+        limit, usage, shown = tightest.limit or 0, tightest.usage, tightest.shown
         cost = thread_cost(inspection).total
         needed = usage + cost * inspection.target.threads
         fix = Fix(

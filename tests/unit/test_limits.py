@@ -192,6 +192,67 @@ class TestPidsCgroup:
         reading = PidsMax().read(inspect(fake))
         assert (reading.allows, reading.note) == (None, "no pids controller")
 
+    def test_levels_without_pids_enabled_have_no_limit(self, fake: FakeHost) -> None:
+        """Regression (16-core cgroup v2 host): pids is in the root's cgroup.controllers but
+        not enabled below it, so the process's levels have no pids.max: no limit, not unknown."""
+        fake.use_cgroup_v2(
+            "/process_api/b029e963",
+            controllers="cpuset cpu io memory hugetlb pids",
+            enabled="cpuset cpu io memory hugetlb",
+        )
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.status, reading.allows) == (Status.OK, None)
+        assert reading.note == (
+            "no limit on any level; pids not enabled on"
+            " /sys/fs/cgroup/process_api/b029e963, /sys/fs/cgroup/process_api"
+        )
+
+    def test_an_ancestor_with_pids_still_binds(self, fake: FakeHost) -> None:
+        """Only the deeper levels lack pids.max; the level that has it still counts."""
+        fake.use_cgroup_v2("/process_api/b029e963", enabled="cpu memory")
+        fake.set_cgroup_file("process_api/pids.max", 5000)
+        fake.set_cgroup_file("process_api/pids.current", 40)
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.allows) == (5000, 4960)
+        assert reading.note == "/sys/fs/cgroup/process_api"
+
+    def test_unreadable_pids_max_stays_unknown(self, fake: FakeHost) -> None:
+        """A pids.max that is there but cannot be read is unknown, not "no limit".
+
+        (A directory in its place: EISDIR stands for EACCES, which root, running the suite,
+        never gets.)
+        """
+        path = fake.root / "sys/fs/cgroup/user.slice/pids.max"
+        path.unlink()
+        path.mkdir()
+        result = check(fake.host, Target(threads=10))
+        reading = next(r for r in result.readings if r.name == "pids.max")
+        assert reading.status is Status.UNKNOWN
+        assert "Is a directory" in reading.note
+        assert not result.ready
+
+    def test_memory_levels_without_the_controller_have_no_limit(self, fake: FakeHost) -> None:
+        """The memory cgroup: the same host, memory not enabled below the root either."""
+        fake.use_cgroup_v2("/process_api/b029e963", enabled="cpu")
+        reading = MemoryCgroup().read(inspect(fake))
+        assert (reading.status, reading.allows) == (Status.OK, None)
+
+    def test_ready_after_tuning_on_that_host(self, fake: FakeHost) -> None:
+        """On that host laid out in a tree, check --profile million-threads can be ready."""
+        fake.use_cgroup_v2("/process_api/b029e963", enabled="cpu").set_meminfo(
+            MemTotal=125 * GIB // 1024, MemAvailable=120 * GIB // 1024
+        )
+        for key, value in (
+            ("kernel.threads-max", 1100000),
+            ("kernel.pid_max", 4194304),
+            ("vm.max_map_count", 2100000),
+        ):
+            fake.set_sysctl(key, value)
+        fake.set_limits(RLIMIT_STACK=(256 * KIB, None), RLIMIT_NPROC=(None, None))
+        result = check(fake.host, Target(threads=1_000_000))
+        assert result.unknown == ()
+        assert result.ready, [r for r in result.readings if r.status is not Status.OK]
+
 
 class TestMemory:
     def test_x86_64_estimate_is_about_35_kib(self, fake: FakeHost) -> None:
