@@ -102,6 +102,7 @@ def check(
 
 def _read(limit: Limit, inspection: Inspection) -> Reading:
     try:
-        return limit.read(inspection)
+        reading = limit.read(inspection)
     except (OSError, ValueError, KeyError, IndexError) as error:
-        return unknown(limit.name, error, limit.unit)
+        reading = unknown(limit.name, error, limit.unit)
+    return reading._replace(in_bytes=limit.in_bytes)

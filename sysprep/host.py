@@ -1,58 +1,37 @@
-"""The only door to /proc, /sys and /etc: every read of the host goes through a Host."""
+"""The only door to /proc, /sys and /etc: every read and write of the host goes through a Host."""
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
+from sysprep.facts import RLIM_INFINITY
+from sysprep.facts import RLIMITS
+from sysprep.procfs import cgroup_dirs
+from sysprep.procfs import find_v1
+from sysprep.procfs import fsync_dir
+from sysprep.procfs import parse_cgroup
+from sysprep.procfs import parse_limits
+from sysprep.procfs import parse_mountinfo
+from sysprep.procfs import summarize_maps
+from sysprep.procfs import with_limits_row
+from sysprep.procfs import write_atomic
+
+if TYPE_CHECKING:
+    from sysprep.procfs import CgroupEntry
+    from sysprep.procfs import MapsSummary
+    from sysprep.procfs import Mount
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
 _DOTS_TO_SLASHES = str.maketrans("./", "/.")
 _SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
-
-# /proc/PID/limits row titles, by the names getrlimit(2) gives them.
-_LIMIT_TITLES = {
-    "Max stack size": "RLIMIT_STACK",
-    "Max processes": "RLIMIT_NPROC",
-    "Max address space": "RLIMIT_AS",
-    "Max data size": "RLIMIT_DATA",
-    "Max open files": "RLIMIT_NOFILE",
-}
-
-
-# /proc/PID/maps is read in blocks this large; the last _MAPS_TAIL bytes hold its last lines.
-_MAPS_BLOCK = 1 << 20
-_MAPS_TAIL = 16384  # two lines, each at most PATH_MAX and the fields
-
-
-class Mount(NamedTuple):
-    """One line of /proc/PID/mountinfo (proc(5))."""
-
-    root: str
-    mount_point: str
-    fstype: str
-    super_options: frozenset[str]
-
-
-class CgroupEntry(NamedTuple):
-    """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2: id 0, none)."""
-
-    hierarchy: int
-    controllers: frozenset[str]
-    path: str
-
-
-class MapsSummary(NamedTuple):
-    """What /proc/PID/maps says about a process's address space."""
-
-    mappings: int  # compared with vm.max_map_count
-    highest_end: int  # end of the highest mapping, near the top of user space
 
 
 @dataclass(frozen=True)
@@ -60,6 +39,8 @@ class Host:
     """Files of one Linux host, rooted at *root* ("/" in production, a temp tree in tests)."""
 
     root: Path = Path("/")
+    # Where /etc is read and written: the root's own unless given (tests: a temp tree).
+    etc_root: Path | None = None
     # glibc is the one fact no file holds; None asks this process's libc (confstr(3)).
     glibc: str | None = field(default=None)
     # Sysctl values to report instead of the files': the host as a plan would leave it.
@@ -69,6 +50,21 @@ class Host:
     def is_live(self) -> bool:
         """True when this is the running system, where threads can be started to measure."""
         return self.root == Path("/")
+
+    @property
+    def runs_systemd(self) -> bool:
+        """True when systemd is PID 1 (sd_booted(3): /run/systemd/system exists)."""
+        return self.path("run/systemd/system").is_dir()
+
+    def require_writable(self, command: str) -> None:
+        """NeedsRootError unless this caller may change the host: root on the live system.
+
+        A tree (tests) is the caller's own files: anyone may change it.
+        """
+        if self.is_live and os.geteuid() != 0:
+            raise NeedsRootError(
+                f"{command} changes kernel settings and /etc; run it as root (sudo)"
+            )
 
     def path(self, relative: str) -> Path:
         """The host path for "proc/meminfo" and the like."""
@@ -98,6 +94,40 @@ class Host:
     def sysctl_int(self, key: str) -> int:
         """Value of a sysctl that holds one integer."""
         return int(self.sysctl(key))
+
+    def write_sysctl(self, key: str, value: str) -> None:
+        """Write /proc/sys directly (sysctl(8) can exit 0 on failure), then read it back."""
+        path = self.sysctl_path(key)
+        try:
+            with path.open("w") as f:
+                f.write(f"{value}\n")
+        except OSError as error:
+            raise OSError(error.errno, f"writing {key} = {value}: {error.strerror}") from None
+        now = self.sysctl(key)
+        if now != value:
+            raise OSError(0, f"{key} reads back {now!r} after writing {value!r}")
+
+    # --- files under /etc
+
+    def etc_path(self, path: str) -> Path:
+        """Where /etc/... lives on this host."""
+        return (self.etc_root or self.root) / path.lstrip("/")
+
+    def read_etc(self, path: str) -> bytes | None:
+        """Bytes of a file under /etc; None when it does not exist."""
+        try:
+            return self.etc_path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_etc(self, path: str, data: bytes | None) -> None:
+        """Replace a file under /etc atomically and durably; None removes it."""
+        target = self.etc_path(path)
+        if data is None:
+            target.unlink(missing_ok=True)
+            fsync_dir(target.parent)
+        else:
+            write_atomic(target, data, mode=0o644)
 
     # --- system-wide counters
 
@@ -214,63 +244,55 @@ class Host:
         """Open file descriptors of a process (names in /proc/PID/fd)."""
         return [entry.name for entry in self.path(f"proc/{pid}/fd").iterdir()]
 
+    def rlimit(self, pid: int | str, name: str) -> tuple[int, int]:
+        """(soft, hard) of one rlimit as getrlimit(2) gives it: RLIM_INFINITY for unlimited."""
+        soft, hard = self.rlimits(pid)[name]
+        return (
+            RLIM_INFINITY if soft is None else soft,
+            RLIM_INFINITY if hard is None else hard,
+        )
+
+    def set_rlimit(self, pid: int, name: str, limits: tuple[int, int]) -> None:
+        """prlimit(2) a running process's rlimit, then read it back.
+
+        A tree has no kernel: there its /proc/PID/limits row stands in for prlimit(2).
+        """
+        soft, hard = limits
+        try:
+            if self.is_live:
+                resource.prlimit(pid, RLIMITS[name].resource, (soft, hard))
+            else:
+                self._rewrite_limits_row(pid, name, limits)
+        except PermissionError as error:
+            what = f"prlimit {name}={soft}:{hard} of pid {pid}"
+            raise OSError(error.errno, f"{what}: {error.strerror}") from None
+        now = self.rlimit(pid, name)
+        if now != (soft, hard):
+            raise OSError(0, f"{name} of pid {pid} reads back {now} after setting {limits}")
+
+    def _rewrite_limits_row(self, pid: int, name: str, limits: tuple[int, int]) -> None:
+        path = self.path(f"proc/{pid}/limits")
+        path.write_text(with_limits_row(path.read_text(), name, limits))
+
     def rlimits(self, pid: int | str) -> dict[str, tuple[int | None, int | None]]:
         """Soft and hard limits from /proc/PID/limits; None is unlimited.
 
         The file is world-readable, where prlimit(2) on another pid needs privilege.
         """
-        lines = self.read(f"proc/{pid}/limits").splitlines()
-        result: dict[str, tuple[int | None, int | None]] = {}
-        for line in lines[1:]:
-            for title, name in _LIMIT_TITLES.items():
-                if line.startswith(title):
-                    soft, hard = line[len(title) :].split()[:2]
-                    result[name] = (_limit_value(soft), _limit_value(hard))
-        return result
+        return parse_limits(self.read(f"proc/{pid}/limits"))
 
     def maps(self, pid: int | str) -> MapsSummary:
-        """How many mappings a process has, and where the highest one ends.
-
-        A process with a million threads has two million lines: they are counted in large
-        blocks, and only the last lines (maps is sorted by address) are parsed.
-        """
-        count = 0
-        tail = b""
+        """How many mappings a process has, and where the highest one ends."""
         with self.path(f"proc/{pid}/maps").open("rb") as maps:
-            while block := maps.read(_MAPS_BLOCK):
-                count += block.count(b"\n")
-                tail = (tail + block)[-_MAPS_TAIL:]
-        highest = 0
-        for line in tail.splitlines()[-2:]:
-            # [vsyscall] sits in the kernel half on x86_64; it says nothing about user space.
-            if b"-" in line and not line.rstrip().endswith(b"[vsyscall]"):
-                highest = max(highest, int(line.split(b"-", 1)[1].split(b" ", 1)[0], 16))
-        return MapsSummary(count, highest)
+            return summarize_maps(maps)
 
     def cgroups(self, pid: int | str) -> list[CgroupEntry]:
         """Lines of /proc/PID/cgroup; paths are relative to the reader's cgroup namespace."""
-        entries = []
-        for line in self.read(f"proc/{pid}/cgroup").splitlines():
-            hierarchy, controllers, path = line.split(":", 2)
-            names = frozenset(name for name in controllers.split(",") if name)
-            entries.append(CgroupEntry(int(hierarchy), names, path))
-        return entries
+        return parse_cgroup(self.read(f"proc/{pid}/cgroup"))
 
     def mounts(self) -> list[Mount]:
         """Mounts as this process sees them (/proc/self/mountinfo)."""
-        mounts = []
-        for line in self.read("proc/self/mountinfo").splitlines():
-            before, _, after = line.partition(" - ")
-            fields, tail = before.split(), after.split()
-            mounts.append(
-                Mount(
-                    root=_unescape(fields[3]),
-                    mount_point=_unescape(fields[4]),
-                    fstype=tail[0],
-                    super_options=frozenset(tail[2].split(",")) if tail[2:] else frozenset(),
-                )
-            )
-        return mounts
+        return parse_mountinfo(self.read("proc/self/mountinfo"))
 
     def cgroup_levels(self, pid: int | str, controller: str) -> list[Path] | None:
         """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
@@ -279,20 +301,11 @@ class Host:
         """
         entries = self.cgroups(pid)
         mounts = self.mounts()
-        found = _find_v1(entries, mounts, controller) or self._find_v2(entries, mounts, controller)
+        found = find_v1(entries, mounts, controller) or self._find_v2(entries, mounts, controller)
         if found is None:
             return None
         mount, path = found
-        # Inside a cgroup namespace the mount root and the path can share a prefix.
-        if mount.root != "/" and path.startswith(mount.root):
-            path = path[len(mount.root) :]
-        top = self.path(mount.mount_point)
-        level = top / path.strip("/") if path.strip("/") else top
-        levels = []
-        while level != top and top in level.parents:
-            levels.append(level)
-            level = level.parent
-        return levels
+        return cgroup_dirs(self.path(mount.mount_point), mount, path)
 
     def _find_v2(
         self, entries: list[CgroupEntry], mounts: list[Mount], controller: str
@@ -303,25 +316,3 @@ class Host:
             return None
         enabled = self.path(mount.mount_point).joinpath("cgroup.controllers").read_text().split()
         return (mount, unified.path) if controller in enabled else None
-
-
-def _find_v1(
-    entries: list[CgroupEntry], mounts: list[Mount], controller: str
-) -> tuple[Mount, str] | None:
-    """A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both)."""
-    entry = next((e for e in entries if controller in e.controllers), None)
-    mount = next(
-        (m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None
-    )
-    return (mount, entry.path) if entry is not None and mount is not None else None
-
-
-def _limit_value(text: str) -> int | None:
-    return None if text == "unlimited" else int(text)
-
-
-def _unescape(text: str) -> str:
-    r"""Mountinfo escapes space, tab, newline and backslash as octal (\040)."""
-    if "\\" not in text:
-        return text
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)

@@ -1,65 +1,59 @@
-"""Files that make a profile survive reboot: sysctl.d, limits.d and a systemd drop-in."""
+"""The owned files that make a profile survive reboot and new logins, and what would beat them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
-from sysprep.limits.fixes import RLIMITS as SPELLINGS
+from sysprep.facts import SYSCTL_FILE
+from sysprep.settings.files import FileSetting
 
 if TYPE_CHECKING:
-    from sysprep.host import Host
-    from sysprep.plan import SysctlChange
-    from sysprep.profile import Profile
-    from sysprep.profile import RlimitWant
+    from collections.abc import Sequence
 
-SYSCTL_FILE = "/etc/sysctl.d/90-sysprep.conf"
-LIMITS_FILE = "/etc/security/limits.d/90-sysprep.conf"
-SYSTEMD_FILE = "/etc/systemd/system.conf.d/90-sysprep.conf"
+    from sysprep.facts import OwnedFile
+    from sysprep.host import Host
+    from sysprep.settings import Change
+    from sysprep.settings import Setting
+
 # sysctl.d(5): files from all these directories are applied in order of their names;
 # procps' `sysctl --system` applies /etc/sysctl.conf after them all.
-SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
+SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 
 
-@dataclass(frozen=True)
-class PersistFile:
-    """A file to write: sysctl.d takes effect at boot, limits.d at login, systemd's at reexec."""
+def owned_files(
+    profile: str, persisted: Sequence[tuple[Setting, Any]], host: Host
+) -> tuple[Change, ...]:
+    """The changes to the owned files that persist each (setting, value), one file per kind.
 
-    path: str
-    content: bytes
-
-
-def files_for(
-    profile: Profile, changes: tuple[SysctlChange, ...], host: Host
-) -> list[PersistFile]:
-    """The drop-ins for *profile*: the sysctls apply changed, and the profile's rlimits."""
-    header = (
-        f"# Written by `sysprep apply {profile.name} --persist`; `sysprep revert` removes it.\n"
-    )
-    files = []
-    changed = [c for c in changes if c.after != c.before]
-    if changed:
-        body = "".join(f"{c.key} = {c.after}\n" for c in changed)
-        files.append(PersistFile(SYSCTL_FILE, (header + body).encode()))
-    if profile.rlimits:
-        body = "".join(_limits_lines(want) for want in profile.rlimits)
-        files.append(PersistFile(LIMITS_FILE, (header + body).encode()))
-        if host.path("run/systemd/system").is_dir():
-            body = "[Manager]\n" + "".join(
-                f"Default{SPELLINGS[w.name].systemd}={_systemd_value(w)}\n"
-                for w in profile.rlimits
-            )
-            files.append(PersistFile(SYSTEMD_FILE, (header + body).encode()))
-    return files
+    Each setting says its own lines (Setting.persisted); a file holds a header, its
+    preamble and their lines, in the order given.
+    """
+    header = f"# Written by `sysprep apply {profile} --persist`; `sysprep revert` removes it.\n"
+    lines: dict[OwnedFile, list[str]] = {}
+    for setting, value in persisted:
+        for owned, line in setting.persisted(value, host):
+            lines.setdefault(owned, []).append(line)
+    changes = []
+    for owned, body in lines.items():
+        setting = FileSetting(owned.path)
+        content = (header + owned.preamble + "".join(body)).encode()
+        changes.append(setting.change(setting.read(host), content))
+    return tuple(changes)
 
 
 def later_overrides(host: Host, keys: set[str]) -> list[str]:
     """Files applied after ours at boot that set one of *keys*: they would win."""
-    ours = Path(SYSCTL_FILE).name
+    ours = Path(SYSCTL_FILE.path).name
+    candidates = [
+        path
+        for directory in SYSCTL_DIRS
+        for path in _under(host, directory).glob("*.conf")
+        if path.name > ours
+    ]
+    candidates.append(host.etc_path("/etc/sysctl.conf"))
     found = []
-    candidates = [p for d in SYSCTL_DIRS for p in host.path(d).glob("*.conf") if p.name > ours]
-    candidates.append(host.path("etc/sysctl.conf"))
     for path in candidates:
         try:
             lines = path.read_text().splitlines()
@@ -69,25 +63,17 @@ def later_overrides(host: Host, keys: set[str]) -> list[str]:
             key, sep, _ = line.partition("=")
             name = key.strip().lstrip("-")  # "-key = value": ignore errors setting it
             if sep and name in keys:
-                shown = f"/{path.relative_to(host.root)}"
-                found.append(f"{shown} sets {name} after {SYSCTL_FILE}")
+                found.append(f"{_shown(host, path)} sets {name} after {SYSCTL_FILE.path}")
     return found
 
 
-def _limits_lines(want: RlimitWant) -> str:
-    spelling = SPELLINGS[want.name]
-
-    def shown(value: int | None) -> str:
-        if value is None:
-            return "unlimited"
-        return str(-(-value // 1024)) if spelling.kib else str(value)
-
-    item = spelling.limits_conf
-    return f"* soft {item} {shown(want.soft)}\n* hard {item} {shown(want.hard)}\n"
+def _under(host: Host, directory: str) -> Path:
+    """A directory of the host: /etc under its /etc root, the rest under its root."""
+    return host.etc_path(directory) if directory.startswith("/etc/") else host.path(directory)
 
 
-def _systemd_value(want: RlimitWant) -> str:
-    def shown(value: int | None) -> str:
-        return "infinity" if value is None else str(value)
-
-    return f"{shown(want.soft)}:{shown(want.hard)}"
+def _shown(host: Host, path: Path) -> str:
+    for root in (host.etc_root, host.root):
+        if root is not None and root in path.parents:
+            return f"/{path.relative_to(root)}"
+    return str(path)

@@ -1,67 +1,110 @@
-"""Pure planning: a profile and the host's current values in, the changes to make out."""
+"""The plan: every change a profile asks of this host, built in one place from its readings.
+
+apply walks it, a snapshot records it, rollback and revert walk it backwards, and
+`--dry-run`, `check --profile` and the JSON documents all render this same plan.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import cast
 
 from sysprep.capacity import check
 from sysprep.errors import BadInputError
+from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
-from sysprep.profile import AUTO
-from sysprep.profile import SYSCTL_BOUNDS
+from sysprep.persist import later_overrides
+from sysprep.persist import owned_files
+from sysprep.settings import AUTO
+from sysprep.settings.rlimit import RlimitSetting
+from sysprep.settings.sysctl import SysctlSetting
 
 if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.profile import Profile
-    from sysprep.profile import SysctlWant
+    from sysprep.settings import Change
+    from sysprep.settings import Want
 
-RAISE, SET, KEEP = "raise", "set", "keep"
 # "auto" writes the minimum plus 1 %, rounded up: tasks come and go, and a second apply of
 # the same profile must find the host already tuned, not raise by the few tasks since.
 _AUTO_ROUND = 4096
 
 
 @dataclass(frozen=True)
-class SysctlChange:
-    """One sysctl: its value now, the value the profile wants, and what apply will do."""
+class Plan:
+    """The changes for *profile*, in the order apply makes them; KEEP ones included."""
 
-    key: str
-    before: str
-    wanted: int | str  # the value apply writes
-    action: str  # raise (raise-only, below the minimum), set (exact, differs), keep
+    profile: Profile
+    changes: tuple[Change, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
-    def after(self) -> str:
-        """The value the host will hold after apply."""
-        return self.before if self.action == KEEP else str(self.wanted)
+    def to_make(self) -> tuple[Change, ...]:
+        """The changes apply writes."""
+        return tuple(c for c in self.changes if c.changes)
+
+    @property
+    def changed(self) -> bool:
+        """True when apply changes (or, dry-run, would change) anything."""
+        return bool(self.to_make)
+
+    def of(self, kind: type) -> tuple[Change, ...]:
+        """The changes of one kind of setting."""
+        return tuple(c for c in self.changes if isinstance(c.setting, kind))
 
 
-def plan_sysctls(profile: Profile, host: Host) -> tuple[SysctlChange, ...]:
-    """Raise-only by default: a value already higher than asked is kept (a distro's 4194304)."""
-    needed = _auto_values(profile, host) if any(w.value == AUTO for w in profile.sysctls) else {}
-    return tuple(_change(want, host, needed) for want in profile.sysctls)
+def build_plan(
+    profile: Profile, host: Host, *, pid: int | None = None, persist: bool = False
+) -> Plan:
+    """Raise-only by default: a value already higher than asked is kept (a distro's 4194304).
+
+    Sysctls always; a running process's rlimits with *pid* (prlimit); with *persist*, the
+    files that make both survive reboot and new logins.
+    """
+    sysctls = plan_sysctls(profile, host)
+    rlimits = profile.wanted(RlimitSetting)
+    files: tuple[Change, ...] = ()
+    warnings = []
+    if persist:
+        persisted = [(c.setting, c.after) for c in sysctls if c.changes]
+        persisted += [(w.setting, w.value) for w in rlimits]
+        files = owned_files(profile.name, persisted, host)
+        warnings = later_overrides(host, {c.setting.key for c in sysctls if c.changes})
+    processes: tuple[Change, ...] = ()
+    if pid is not None:
+        processes = tuple(_rlimit_change(want, pid, host) for want in rlimits)
+    elif rlimits and not persist:
+        warnings.append("rlimits are applied only with --persist (limits.d) or --pid (prlimit)")
+    return Plan(profile, (*sysctls, *files, *processes), tuple(warnings))
 
 
-def _change(want: SysctlWant, host: Host, needed: dict[str, int]) -> SysctlChange:
-    before = host.sysctl(want.key)
-    if isinstance(want.value, str) and want.value != AUTO:  # several numbers: exact only
-        return SysctlChange(want.key, before, want.value, KEEP if before == want.value else SET)
-    minimum = needed[want.key] if want.value == AUTO else int(want.value)
-    wanted = minimum
-    if want.value == AUTO:
-        padded = -(-(minimum + minimum // 100) // _AUTO_ROUND) * _AUTO_ROUND
-        wanted = min(padded, SYSCTL_BOUNDS[want.key][1])
-    if want.exact:
-        action = KEEP if before == str(wanted) else SET
-    else:
-        try:
-            current = int(before)
-        except ValueError:
-            raise BadInputError(f"sysctl {want.key} holds {before!r}, not a number") from None
-        action = RAISE if current < minimum else KEEP
-    return SysctlChange(want.key, before, wanted, action)
+def plan_sysctls(profile: Profile, host: Host) -> tuple[Change, ...]:
+    """The profile's sysctls against the host's values (what `check --profile` compares)."""
+    wants = profile.wanted(SysctlSetting)
+    needed = _auto_values(profile, host) if any(w.value == AUTO for w in wants) else {}
+    return tuple(_sysctl_change(want, host, needed) for want in wants)
+
+
+def _sysctl_change(want: Want, host: Host, needed: dict[str, int]) -> Change:
+    setting = cast("SysctlSetting", want.setting)
+    before = setting.read(host)
+    if want.value != AUTO:
+        return setting.change(before, want.value, exact=want.exact)
+    minimum = needed[setting.key]
+    padded = -(-(minimum + minimum // 100) // _AUTO_ROUND) * _AUTO_ROUND
+    wanted = min(padded, SYSCTL_BOUNDS[setting.key][1])
+    return setting.change(before, wanted, exact=want.exact, minimum=minimum)
+
+
+def _rlimit_change(want: Want, pid: int, host: Host) -> Change:
+    setting = RlimitSetting(want.setting.key, pid)
+    try:
+        before = setting.read(host)
+    except FileNotFoundError:
+        raise BadInputError(f"no process with pid {pid}") from None
+    return setting.change(before, want.value)
 
 
 def _auto_values(profile: Profile, host: Host) -> dict[str, int]:

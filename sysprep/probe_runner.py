@@ -13,14 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 
+from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
+from sysprep.facts import PROBES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
     from types import FrameType
+
+    from sysprep.host import Host
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Installed wheels carry probes/ as sysprep/_probes; a source checkout has it beside the package.
@@ -46,6 +51,65 @@ class ProbeResult:
     def reached(self) -> bool:
         """True when the probe reached its target (exit status 0)."""
         return self.exit_status == 0
+
+
+class ProbeRequest(NamedTuple):
+    """A probe to run: its name, what it must hold, and its command-line arguments."""
+
+    name: str
+    target: int
+    args: list[str]
+
+
+def probe_request(
+    host: Host,
+    name: str,
+    *,
+    count: int | None = None,
+    stack: int | None = None,
+    mode: str = "hold",
+    server: str = "epoll",
+    sources: int | None = None,
+) -> ProbeRequest:
+    """Check the options of probe *name* and build its arguments; BadInputError names one.
+
+    Without *count*, a probe holds what check says a new process could (less its own task).
+    """
+    if name not in PROBES:
+        raise BadInputError(f"unknown probe {name!r}: choose one of {', '.join(PROBES)}")
+    if mode not in ("hold", "seed") or (mode == "seed" and name != "threads"):
+        raise BadInputError(f"invalid mode {mode!r}: the threads probe has hold and seed")
+    if name == "connections" and server not in ("epoll", "threads"):
+        raise BadInputError(f"invalid server {server!r}: epoll or threads")
+    if sources is not None and sources <= 0:
+        raise BadInputError(f"invalid sources {sources}: at least 1")
+    if not host.is_live:
+        raise BadInputError("probes start real threads; they cannot run against --root")
+    count = count or _default_count(host, name, stack)
+    args = ["--count", str(count)]
+    if name == "threads":
+        args += ["--mode", mode, *(["--stack", str(stack)] if stack else [])]
+    if name == "connections":
+        args += ["--server", server, *(["--sources", str(sources)] if sources else [])]
+    return ProbeRequest(name, count, args)
+
+
+def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
+    """What check says a new process could hold, less the probe's own task."""
+    from sysprep.capacity import check
+    from sysprep.limits.base import Target
+
+    if name == "connections":
+        return 10_000
+    result = check(host, Target(threads=1, stack_bytes=stack_bytes))
+    if name == "maps":
+        maps = next(r for r in result.readings if r.name == "vm.max_map_count")
+        if maps.current is None or maps.in_use is None:
+            raise BadInputError(f"cannot read vm.max_map_count ({maps.note}); pass --count")
+        return max(1, maps.current - maps.in_use - 64)  # room for the probe's own mappings
+    if result.capacity is None:
+        raise BadInputError("check found no limit to size the probe by; pass --count")
+    return max(1, result.capacity - 1)
 
 
 def probe_path(name: str) -> Path:

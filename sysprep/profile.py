@@ -11,6 +11,8 @@ from typing import Any
 
 from sysprep.errors import BadInputError
 from sysprep.facts import PROBES
+from sysprep.settings.rlimit import RlimitSetting
+from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import parse_size
 
 if sys.version_info >= (3, 11):
@@ -20,49 +22,21 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 if TYPE_CHECKING:
     from sysprep.host import Host
+    from sysprep.settings import Want
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Shipped profiles: inside the wheel, or beside the package in a checkout; then the host's own.
 SHIPPED_DIRS = (PACKAGE_DIR / "_profiles", PACKAGE_DIR.parent / "profiles")
 HOST_DIR = "etc/sysprep/profiles"
 
-# Bounds the kernel enforces (proc_dointvec_minmax), checked before anything is written.
-SYSCTL_BOUNDS = {
-    "kernel.threads-max": (1, 0x3FFFFFFF),  # FUTEX_TID_MASK
-    "kernel.pid_max": (301, 4 * 1024 * 1024),  # PID_MAX_LIMIT on 64-bit
-    "vm.max_map_count": (0, 2**31 - 1),
+# A profile's tables of settings, and the kind of setting that reads each entry of one.
+SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting]] = {
+    "sysctl": SysctlSetting,
+    "rlimits": RlimitSetting,
 }
-# The sysctls the capacity model can size from the target ("auto").
-AUTO_SYSCTLS = frozenset(SYSCTL_BOUNDS)
-RLIMITS = {
-    "stack": "RLIMIT_STACK",
-    "nproc": "RLIMIT_NPROC",
-    "nofile": "RLIMIT_NOFILE",
-    "as": "RLIMIT_AS",
-}
-_SIZE_RLIMITS = frozenset({"stack", "as"})
-_TOP_KEYS = frozenset({"description", "extends", "target", "sysctl", "rlimits", "probes"})
+_TOP_KEYS = frozenset({"description", "extends", "target", "probes", *SETTING_TABLES})
 _TARGET_KEYS = frozenset({"threads", "stack"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
-AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class SysctlWant:
-    """A sysctl value a profile asks for: at least *value* (raise-only), or exactly it."""
-
-    key: str
-    value: int | str  # AUTO: sized by the capacity model from the target
-    exact: bool = False
-
-
-@dataclass(frozen=True)
-class RlimitWant:
-    """Soft and hard values of one rlimit (None: unlimited)."""
-
-    name: str  # RLIMIT_NPROC, ...
-    soft: int | None
-    hard: int | None
 
 
 @dataclass(frozen=True)
@@ -83,9 +57,12 @@ class Profile:
     description: str
     threads: int
     stack: int | None
-    sysctls: tuple[SysctlWant, ...]
-    rlimits: tuple[RlimitWant, ...]
+    wants: tuple[Want, ...]  # [sysctl] first, then [rlimits], each in the file's order
     probes: tuple[ProbeWant, ...] = field(default=())
+
+    def wanted(self, kind: type) -> tuple[Want, ...]:
+        """What the profile asks of one kind of setting."""
+        return tuple(want for want in self.wants if isinstance(want.setting, kind))
 
 
 def find(name_or_path: str, host: Host) -> Path:
@@ -137,9 +114,9 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...]) -> dict[str, Any]:
     parent = _merged(find(parent_name, host), host, (*seen, path.resolve()))
     merged = {
         **parent,
-        **{k: v for k, v in data.items() if k not in ("sysctl", "rlimits", "target")},
+        **{k: v for k, v in data.items() if k not in (*SETTING_TABLES, "target")},
     }
-    for table in ("sysctl", "rlimits", "target"):
+    for table in (*SETTING_TABLES, "target"):
         merged[table] = {**parent.get(table, {}), **data.get(table, {})}
     merged.pop("extends", None)
     return merged
@@ -157,17 +134,16 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     if not isinstance(threads, int) or isinstance(threads, bool) or threads <= 0:
         raise BadInputError(f"{where}: target.threads must be a whole number greater than zero")
     stack = _size(where, "target.stack", target["stack"]) if "stack" in target else None
-    sysctls = tuple(
-        _sysctl(where, key, value, host) for key, value in _table(where, "sysctl", data).items()
-    )
-    rlimits = tuple(
-        _rlimit(where, key, value) for key, value in _table(where, "rlimits", data).items()
+    wants = tuple(
+        kind.want(where, key, value, host)
+        for table, kind in SETTING_TABLES.items()
+        for key, value in _table(where, table, data).items()
     )
     probes_data = data.get("probes", [])
     if not isinstance(probes_data, list):
         raise BadInputError(f"{where}: probes must be an array of tables ([[probes]])")
     probes = tuple(_probe(where, i, entry, threads) for i, entry in enumerate(probes_data))
-    return Profile(path.stem, path, description, threads, stack, sysctls, rlimits, probes)
+    return Profile(path.stem, path, description, threads, stack, wants, probes)
 
 
 def _only(where: str, prefix: str, data: dict[str, Any], allowed: frozenset[str]) -> None:
@@ -193,75 +169,6 @@ def _size(where: str, key: str, value: object) -> int:
         except BadInputError as error:
             raise BadInputError(f"{where}: {key}: {error}") from None
     raise BadInputError(f"{where}: {key} must be a size such as 256K or a number of bytes")
-
-
-def _sysctl(where: str, key: str, value: object, host: Host) -> SysctlWant:
-    try:
-        proc_path = host.sysctl_path(key)
-    except BadInputError:
-        raise BadInputError(
-            f"{where}: sysctl {key!r} is not a sysctl name (it would leave /proc/sys)"
-        ) from None
-    if not proc_path.is_file():
-        raise BadInputError(f"{where}: sysctl {key!r} does not exist on this kernel (/proc/sys)")
-    exact = False
-    if isinstance(value, dict):
-        _only(where, f"sysctl.{key}.", value, frozenset({"value", "exact"}))
-        exact = value.get("exact", False)
-        if not isinstance(exact, bool):
-            raise BadInputError(f"{where}: sysctl {key!r}: exact must be true or false")
-        value = value.get("value")
-    if value == AUTO:
-        if key not in AUTO_SYSCTLS:
-            raise BadInputError(
-                f'{where}: sysctl {key!r}: "auto" is only for {", ".join(sorted(AUTO_SYSCTLS))}'
-            )
-        return SysctlWant(key, AUTO, exact)
-    if isinstance(value, str):  # several numbers, e.g. ip_local_port_range "1024 65535"
-        if not all(part.lstrip("-").isdigit() for part in value.split()) or not value.split():
-            raise BadInputError(
-                f'{where}: sysctl {key!r} must be a whole number, "auto" or numbers'
-                f' such as "1024 65535", not {value!r}'
-            )
-        return SysctlWant(key, " ".join(value.split()), exact=True)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadInputError(
-            f'{where}: sysctl {key!r} must be a whole number or "auto", not {value!r}'
-        )
-    low, high = SYSCTL_BOUNDS.get(key, (-(2**63), 2**63 - 1))
-    if not low <= value <= high:
-        raise BadInputError(f"{where}: sysctl {key!r} = {value} is out of range [{low}, {high}]")
-    return SysctlWant(key, value, exact)
-
-
-def _rlimit(where: str, key: str, value: object) -> RlimitWant:
-    if key not in RLIMITS:
-        raise BadInputError(
-            f"{where}: unknown rlimit {key!r}; expected one of {', '.join(RLIMITS)}"
-        )
-    if isinstance(value, dict):
-        _only(where, f"rlimits.{key}.", value, frozenset({"soft", "hard"}))
-        soft, hard = value.get("soft"), value.get("hard", value.get("soft"))
-    else:
-        soft = hard = value
-    parsed = [
-        _limit_value(where, f"rlimits.{key}", v, size=key in _SIZE_RLIMITS) for v in (soft, hard)
-    ]
-    if parsed[0] is not None and parsed[1] is not None and parsed[0] > parsed[1]:
-        raise BadInputError(f"{where}: rlimits.{key}: soft {parsed[0]} is above hard {parsed[1]}")
-    return RlimitWant(RLIMITS[key], parsed[0], parsed[1])
-
-
-def _limit_value(where: str, key: str, value: object, *, size: bool) -> int | None:
-    if value in ("unlimited", "infinity"):
-        return None
-    if size:
-        return _size(where, key, value)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise BadInputError(
-            f'{where}: {key} must be a whole number greater than zero or "unlimited"'
-        )
-    return value
 
 
 def _probe(where: str, index: int, entry: object, threads: int) -> ProbeWant:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     from sysprep.host import Host
+    from sysprep.settings import Fix
 
     # Only a type: check calls read() on whatever the registry holds; building a Protocol
     # class at import would cost `sysprep check` its start-up time.
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
         """A limit on thread (or connection) count: reads itself, never changes anything."""
 
         name: str
-        unit: str
+        unit: str  # what its `allows` counts: threads or connections
+        in_bytes: bool  # its current, in use and needed values are bytes (else counts)
 
         def read(self, inspection: Inspection) -> Reading:
             """Current value, in use, threads allowed, and the fix when it stops the target."""
@@ -71,16 +73,6 @@ class Target(NamedTuple):
     sources: int | None = None  # None: the process accepts them (a server)
 
 
-class Fix(NamedTuple):
-    """How to lift one limit to *value*: the command for now, the persistent way, and when."""
-
-    setting: str
-    value: int | None
-    now: str
-    persist: str | None
-    takes_effect: str
-
-
 class Reading(NamedTuple):
     """One limit on one host: its value, what is in use, and how many more threads it allows."""
 
@@ -93,6 +85,7 @@ class Reading(NamedTuple):
     fix: Fix | None = None
     note: str = ""
     unit: str = "threads"  # what `allows` counts: threads or connections
+    in_bytes: bool = False  # current, in use and needed are bytes (the limit's in_bytes)
 
 
 def unbounded(name: str, target: Target, note: str, *, unit: str = "threads") -> Reading:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
-from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
+from sysprep.settings import Fix
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,6 +59,7 @@ class PidsMax:
 
     name = "pids.max"
     unit = "threads"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest pids.max - pids.current over the cgroup and its ancestors."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 
-from sysprep.limits.base import Fix
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.limits.cgroup import cgroup_walk
-from sysprep.limits.fixes import sysctl_fix
+from sysprep.settings import Fix
+from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import KIB
 from sysprep.units import MIB
 from sysprep.units import format_size
@@ -66,6 +66,7 @@ class MemAvailable:
 
     name = "memory"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (MemAvailable - the OOM floor) / per-thread cost."""
@@ -91,6 +92,7 @@ class MemoryCgroup:
 
     name = "memory.max"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
@@ -130,6 +132,7 @@ class CommitLimit:
 
     name = "CommitLimit"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (CommitLimit - Committed_AS - reserves) / stack under mode 2."""
@@ -156,7 +159,7 @@ class CommitLimit:
         per_thread = inspection.committed_per_thread
         needed = committed + reserve + per_thread * inspection.target.threads
         fits = max((limit - committed - reserve) // inspection.target.threads, 0)
-        fix = sysctl_fix("vm.overcommit_memory", 0)
+        fix = SysctlSetting("vm.overcommit_memory").fix(0)
         fix = fix._replace(now=f"{fix.now}, or a thread stack of at most {format_size(fits)}")
         return measured(
             self.name,
@@ -175,6 +178,7 @@ class AddressSpace:
 
     name = "address-space"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (user address space - VmSize) / (stack + guard)."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sysprep.limits.base import Fix
+from sysprep.facts import SYSCTL_FILE
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
-from sysprep.limits.fixes import rlimit_fix
-from sysprep.limits.fixes import sysctl_fix
 from sysprep.limits.memory import memory_floor
 from sysprep.limits.memory import thread_cost
 from sysprep.limits.sysctl import sysctl_minus_in_use
+from sysprep.settings import Fix
+from sysprep.settings.rlimit import RlimitSetting
+from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import KIB
 from sysprep.units import format_size
 
@@ -45,6 +46,7 @@ class Nofile:
 
     name = "RLIMIT_NOFILE"
     unit = "connections"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus the fds the process holds."""
@@ -59,7 +61,7 @@ class Nofile:
             in_use=in_use,
             allows=None if soft is None else soft - in_use,
             needed=needed,
-            fix=rlimit_fix(self.name, needed, inspection.target.pid),
+            fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
             note=note,
             unit=self.unit,
         )
@@ -70,6 +72,7 @@ class NrOpen:
 
     name = "fs.nr_open"
     unit = "connections"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is nr_open minus the fds the process holds."""
@@ -81,6 +84,7 @@ class FileMax:
 
     name = "fs.file-max"
     unit = "connections"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is file-max minus the files allocated host-wide."""
@@ -92,6 +96,7 @@ class Backlog:
     """An accept queue (somaxconn) or SYN queue: bounds bursts of new clients, not the total."""
 
     unit = "connections"
+    in_bytes = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -106,7 +111,7 @@ class Backlog:
             Status.OK if ok else Status.FAILS,
             current=current,
             needed=needed,
-            fix=None if ok else sysctl_fix(self.name, needed),
+            fix=None if ok else SysctlSetting(self.name).fix(needed),
             note="queue for a burst of new clients; does not bound those held",
             unit=self.unit,
         )
@@ -117,6 +122,7 @@ class PortRange:
 
     name = "net.ipv4.ip_local_port_range"
     unit = "connections"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """With --sources K: K × (ports in the range - ports in use); a server needs none."""
@@ -140,8 +146,8 @@ class PortRange:
             setting=self.name,
             value=None,
             now=f"sysctl -w {self.name}='1024 65535', or more source addresses (--sources)",
-            persist=f"add '{self.name} = 1024 65535' to /etc/sysctl.d/90-sysprep.conf",
-            takes_effect="now",
+            persist=f"add '{self.name} = 1024 65535' to {SYSCTL_FILE.path}",
+            takes_effect="now; the drop-in at every boot",
         )
         return measured(
             self.name,
@@ -161,6 +167,7 @@ class Conntrack:
 
     name = "net.netfilter.nf_conntrack_max"
     unit = "connections"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the table size minus entries in use; unbounded without conntrack."""
@@ -178,6 +185,7 @@ class ConnectionMemory:
 
     name = "memory (connections)"
     unit = "connections"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """(MemAvailable - floor - the threads' memory) / memory per connection."""

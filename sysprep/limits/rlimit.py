@@ -6,7 +6,7 @@ from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
-from sysprep.limits.fixes import rlimit_fix
+from sysprep.settings.rlimit import RlimitSetting
 from sysprep.units import format_size
 
 
@@ -15,6 +15,7 @@ class Nproc:
 
     name = "RLIMIT_NPROC"
     unit = "threads"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus every task of the judged process's real uid."""
@@ -34,7 +35,7 @@ class Nproc:
             in_use=in_use,
             allows=soft - in_use,
             needed=needed,
-            fix=rlimit_fix(self.name, needed, inspection.target.pid),
+            fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
             note=f"threads of uid {uid}",
         )
 
@@ -44,6 +45,7 @@ class Stack:
 
     name = "RLIMIT_STACK"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Reports the stack size every other limit is computed with."""
@@ -65,6 +67,7 @@ class AddressSpace:
 
     name = "RLIMIT_AS"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmSize) / (stack + guard)."""
@@ -77,6 +80,7 @@ class Data:
 
     name = "RLIMIT_DATA"
     unit = "threads"
+    in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmData) / the writable part of a stack."""
@@ -96,6 +100,6 @@ def _vm_limit(name: str, inspection: Inspection, field: str, per_thread: int) ->
         in_use=in_use,
         allows=(soft - in_use) // per_thread,
         needed=needed,
-        fix=rlimit_fix(name, needed, inspection.target.pid),
+        fix=RlimitSetting(name, inspection.target.pid).fix(needed),
         note=f"{field} + {format_size(per_thread)} per thread",
     )

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+from sysprep.facts import PID_MAX_LIMIT
+from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.limits.base import RESERVED_PIDS
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
-from sysprep.limits.fixes import sysctl_fix
-
-# FUTEX_TID_MASK: the kernel refuses larger values with EINVAL (kernel/fork.c).
-THREADS_MAX_LIMIT = 0x3FFFFFFF
-# PID_MAX_LIMIT on 64-bit (include/linux/threads.h).
-PID_MAX_LIMIT = 4 * 1024 * 1024
+from sysprep.settings.sysctl import SysctlSetting
 
 
 def sysctl_minus_in_use(
@@ -32,7 +29,7 @@ def sysctl_minus_in_use(
         in_use=in_use,
         allows=limit - in_use,
         needed=needed,
-        fix=sysctl_fix(name, min(needed, cap) if cap else needed),
+        fix=SysctlSetting(name).fix(min(needed, cap) if cap else needed),
         unit=unit,
     )
 
@@ -42,6 +39,7 @@ class ThreadsMax:
 
     name = "kernel.threads-max"
     unit = "threads"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
@@ -54,6 +52,7 @@ class PidMax:
 
     name = "kernel.pid_max"
     unit = "threads"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the pid numbers in [300, pid_max) that no task holds.
@@ -79,7 +78,7 @@ class PidMax:
             in_use=in_use,
             allows=limit - RESERVED_PIDS - in_use,
             needed=needed,
-            fix=sysctl_fix(self.name, min(needed, PID_MAX_LIMIT)),
+            fix=SysctlSetting(self.name).fix(min(needed, PID_MAX_LIMIT)),
             note=note,
         )
 
@@ -89,6 +88,7 @@ class MaxMapCount:
 
     name = "vm.max_map_count"
     unit = "threads"
+    in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the mappings left in the judged process over mappings per thread."""
@@ -103,6 +103,6 @@ class MaxMapCount:
             in_use=in_use,
             allows=(limit - in_use) // per_thread,
             needed=needed,
-            fix=sysctl_fix(self.name, needed),
+            fix=SysctlSetting(self.name).fix(needed),
             note=f"{per_thread} mappings per thread stack",
         )

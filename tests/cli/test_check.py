@@ -110,12 +110,12 @@ def test_a_crash_is_never_ready_or_not_ready(
     fake: FakeHost, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unexpected exception exits 70 with its traceback, not 0 or 1."""
-    import sysprep.capacity
+    import sysprep.report
 
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sysprep.capacity, "check", explode)
+    monkeypatch.setattr(sysprep.report, "check", explode)
     assert run(check(fake, "--json")) == ExitCode.INTERNAL
     assert "RuntimeError: boom" in capsys.readouterr().err
 

@@ -351,7 +351,8 @@ STEPS = [
     "after-write-1",
     "after-write-2",
     "after-write-3",
-    "during-persist",
+    "after-write-4",  # the sysctl.d drop-in
+    "after-write-5",  # the limits.d drop-in
     "during-probe",
 ]
 

@@ -12,7 +12,7 @@ from sysprep.facts import PROBES
 from sysprep.facts import SPECIAL_STOPS
 from sysprep.limits import ALL_LIMITS
 from sysprep.limits.network import NETWORK_LIMITS
-from sysprep.render import print_probe
+from sysprep.render.probe import print_probe
 
 PROBES_DIR = Path(__file__).resolve().parents[2] / "probes"
 CHECK_NAMES = {limit.name for limit in (*ALL_LIMITS, *NETWORK_LIMITS)}

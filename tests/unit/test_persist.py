@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sysprep.persist import files_for
 from sysprep.persist import later_overrides
-from sysprep.plan import plan_sysctls
+from sysprep.plan import build_plan
 from sysprep.profile import load
+from sysprep.settings.files import FileSetting
 
 if TYPE_CHECKING:
     from tests.fakehost import FakeHost
 
 
 def written(fake: FakeHost, profile: str) -> dict[str, str]:
-    loaded = load(profile, fake.host)
-    return {
-        f.path: f.content.decode()
-        for f in files_for(loaded, plan_sysctls(loaded, fake.host), fake.host)
-    }
+    plan = build_plan(load(profile, fake.host), fake.host, persist=True)
+    return {c.setting.key: c.after.decode() for c in plan.of(FileSetting)}
 
 
 def test_sysctl_file_holds_the_raised_values(fake: FakeHost) -> None:

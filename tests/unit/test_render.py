@@ -7,7 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from sysprep.render import print_snapshots
+from sysprep.render.changes import print_snapshots
+from sysprep.settings.sysctl import SysctlSetting
 from sysprep.snapshot import Snapshot
 
 LONG_PROFILE = "thread-per-client-100k-with-a-long-name"
@@ -16,14 +17,19 @@ LONG_PROFILE = "thread-per-client-100k-with-a-long-name"
 def snapshots() -> list[Snapshot]:
     made = []
     for number, profile in enumerate(("million-threads", LONG_PROFILE)):
-        snapshot = Snapshot(
-            f"20261128T141000.12345{number}-{profile}", profile, 1.8e9 + number, "boot"
-        )
-        snapshot.sysctls = [
-            {"key": key, "before": "1", "after": "2"}
+        changes = tuple(
+            SysctlSetting(key).change("1", 2, exact=False)
             for key in ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count")
-        ]
-        made.append(snapshot)
+        )
+        made.append(
+            Snapshot(
+                f"20261128T141000.12345{number}-{profile}",
+                profile,
+                1.8e9 + number,
+                "boot",
+                changes=changes,
+            )
+        )
     return made
 
 

@@ -1,0 +1,179 @@
+"""Parsers of /proc text and durable file writes: the pure half of the Host's door."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+
+from sysprep.facts import RLIM_INFINITY
+from sysprep.facts import RLIMITS
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+# /proc/PID/maps is read in blocks this large; the last _MAPS_TAIL bytes hold its last lines.
+_MAPS_BLOCK = 1 << 20
+_MAPS_TAIL = 16384  # two lines, each at most PATH_MAX and the fields
+# /proc/PID/limits row titles, by the names getrlimit(2) gives them.
+_LIMIT_TITLES = {rlimit.title: rlimit.name for rlimit in RLIMITS.values()}
+
+
+class Mount(NamedTuple):
+    """One line of /proc/PID/mountinfo (proc(5))."""
+
+    root: str
+    mount_point: str
+    fstype: str
+    super_options: frozenset[str]
+
+
+class CgroupEntry(NamedTuple):
+    """One line of /proc/PID/cgroup: hierarchy id, controllers, path (v2: id 0, none)."""
+
+    hierarchy: int
+    controllers: frozenset[str]
+    path: str
+
+
+class MapsSummary(NamedTuple):
+    """What /proc/PID/maps says about a process's address space."""
+
+    mappings: int  # compared with vm.max_map_count
+    highest_end: int  # end of the highest mapping, near the top of user space
+
+
+def parse_limits(text: str) -> dict[str, tuple[int | None, int | None]]:
+    """/proc/PID/limits as name → (soft, hard); None is unlimited."""
+    result: dict[str, tuple[int | None, int | None]] = {}
+    for line in text.splitlines()[1:]:
+        for title, name in _LIMIT_TITLES.items():
+            if line.startswith(title):
+                soft, hard = line[len(title) :].split()[:2]
+                result[name] = (_limit_value(soft), _limit_value(hard))
+    return result
+
+
+def with_limits_row(text: str, name: str, limits: tuple[int, int]) -> str:
+    """/proc/PID/limits text with one row's soft and hard values replaced.
+
+    RLIM_INFINITY is shown as "unlimited", and the columns stay where the kernel puts them.
+    """
+    title = RLIMITS[name].title
+    soft, hard = ("unlimited" if v == RLIM_INFINITY else str(v) for v in limits)
+    lines = [
+        f"{title:<26}{soft:<21}{hard:<21}{line[68:]}" if line.startswith(title) else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def summarize_maps(maps: BinaryIO) -> MapsSummary:
+    """Mappings in a /proc/PID/maps file, and the end of the highest one.
+
+    A process with a million threads has two million lines: they are counted in large
+    blocks, and only the last lines (maps is sorted by address) are parsed.
+    """
+    count = 0
+    tail = b""
+    while block := maps.read(_MAPS_BLOCK):
+        count += block.count(b"\n")
+        tail = (tail + block)[-_MAPS_TAIL:]
+    highest = 0
+    for line in tail.splitlines()[-2:]:
+        # [vsyscall] sits in the kernel half on x86_64; it says nothing about user space.
+        if b"-" in line and not line.rstrip().endswith(b"[vsyscall]"):
+            highest = max(highest, int(line.split(b"-", 1)[1].split(b" ", 1)[0], 16))
+    return MapsSummary(count, highest)
+
+
+def cgroup_dirs(top: Path, mount: Mount, path: str) -> list[Path]:
+    """Directories of cgroup *path* in hierarchy *mount* (at *top*), leaf first, root left out."""
+    # Inside a cgroup namespace the mount root and the path can share a prefix.
+    if mount.root != "/" and path.startswith(mount.root):
+        path = path[len(mount.root) :]
+    level = top / path.strip("/") if path.strip("/") else top
+    levels = []
+    while level != top and top in level.parents:
+        levels.append(level)
+        level = level.parent
+    return levels
+
+
+def parse_cgroup(text: str) -> list[CgroupEntry]:
+    """Lines of /proc/PID/cgroup: "hierarchy:controllers:path"."""
+    entries = []
+    for line in text.splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        names = frozenset(name for name in controllers.split(",") if name)
+        entries.append(CgroupEntry(int(hierarchy), names, path))
+    return entries
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """Lines of /proc/PID/mountinfo (proc(5))."""
+    mounts = []
+    for line in text.splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        mounts.append(
+            Mount(
+                root=_unescape(fields[3]),
+                mount_point=_unescape(fields[4]),
+                fstype=tail[0],
+                super_options=frozenset(tail[2].split(",")) if tail[2:] else frozenset(),
+            )
+        )
+    return mounts
+
+
+def find_v1(
+    entries: list[CgroupEntry], mounts: list[Mount], controller: str
+) -> tuple[Mount, str] | None:
+    """A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both)."""
+    entry = next((e for e in entries if controller in e.controllers), None)
+    mount = next(
+        (m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None
+    )
+    return (mount, entry.path) if entry is not None and mount is not None else None
+
+
+def _limit_value(text: str) -> int | None:
+    return None if text == "unlimited" else int(text)
+
+
+def _unescape(text: str) -> str:
+    r"""Mountinfo escapes space, tab, newline and backslash as octal (\040)."""
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace *path* so that a crash leaves the old content or the new, never a mix."""
+    import tempfile  # only apply and revert write: keep it off check's import path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in *directory* durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

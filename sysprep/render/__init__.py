@@ -1,0 +1,28 @@
+"""Human tables and JSON documents: the only package that imports rich.
+
+render/check.py tells `check`, render/changes.py `apply`, `revert` and `snapshots`,
+render/probe.py a probe; this module holds what they share.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from sysprep.units import format_size
+
+SCHEMA_VERSION = 1
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout."""
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def shown(value: int | None, *, in_bytes: bool) -> str:
+    """A limit's value: a size for bytes, a count with separators, or "unlimited"."""
+    if value is None:
+        return "unlimited"
+    return format_size(value) if in_bytes else f"{value:,}"

@@ -1,0 +1,133 @@
+"""What apply plans and does, what revert put back, and the snapshots: tables and JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sysprep.render import SCHEMA_VERSION
+from sysprep.render import print_json
+from sysprep.render.probe import print_probe
+from sysprep.settings.kinds import KINDS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sysprep.apply import ApplyResult
+    from sysprep.revert import RevertResult
+    from sysprep.snapshot import Snapshot
+
+_SNAPSHOT_TABLE_EXTRA = 40
+
+
+def apply_document(result: ApplyResult) -> dict[str, Any]:
+    """The `apply --json` document: the plan, kind by kind, and what was done."""
+    plan = result.plan
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "profile": plan.profile.name,
+        "dry_run": result.dry_run,
+        "changed": result.changed,
+    }
+    for kind in KINDS:
+        entries = (c.setting.document(c) for c in plan.of(kind))
+        document[kind.kind] = [entry for entry in entries if entry is not None]
+    document["warnings"] = list(plan.warnings)
+    document["snapshot"] = result.snapshot.id if result.snapshot else None
+    document["probes"] = [p.document for p in result.probes]
+    return document
+
+
+def print_apply(result: ApplyResult) -> None:
+    """The plan as a table, then what was done and when each change takes effect."""
+    from rich.console import Console
+    from rich.table import Table
+
+    plan = result.plan
+    console = Console(highlight=False)
+    table = Table(title=f"{plan.profile.name}: {plan.profile.description}", title_justify="left")
+    for column in ("setting", "now", "profile", "action"):
+        table.add_column(column)
+    for c in plan.changes:
+        setting = c.setting
+        wanted = setting.show(c.after) if c.wanted is None else str(c.wanted)
+        action = c.action.value if c.changes else "keep (already enough)"
+        table.add_row(setting.key, setting.show(c.before), wanted, action)
+    console.print(table)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
+    if not result.changed:
+        console.print("nothing to change: the host already meets this profile")
+    elif result.dry_run:
+        console.print("dry run: nothing was changed")
+    else:
+        snapshot = result.snapshot.id if result.snapshot else "?"
+        console.print(f"applied; snapshot {snapshot}; `sysprep revert` undoes it")
+    by_when: dict[str, list[str]] = {}
+    for c in plan.to_make:
+        by_when.setdefault(c.setting.takes_effect, []).append(c.setting.key)
+    for when, keys in by_when.items():
+        console.print(f"takes effect {when}: {', '.join(keys)}")
+    for probe in result.probes:
+        print_probe(probe.document)
+
+
+def revert_document(result: RevertResult) -> dict[str, Any]:
+    """The `revert --json` document."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "snapshot": result.snapshot.id,
+        "profile": result.snapshot.profile,
+        "restored": result.restored,
+    }
+
+
+def print_revert(result: RevertResult) -> None:
+    """One line: which snapshot, and what was put back."""
+    what = ", ".join(result.restored) if result.restored else "nothing was still changed"
+    print(f"reverted {result.snapshot.profile} (snapshot {result.snapshot.id}): {what}")
+
+
+def print_snapshots(
+    snapshots: list[Snapshot], *, as_json: bool, console: Console | None = None
+) -> None:
+    """The snapshots, oldest first; an id is never cut: it is what `sysprep revert ID` takes.
+
+    A pipe gets one tab-separated line per snapshot; a terminal a table whose other columns
+    fold first.
+    """
+    import time
+
+    rows: list[dict[str, Any]] = [
+        {
+            "id": s.id,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created)),
+            "profile": s.profile,
+            "state": s.state,
+            "changes": [c.setting.key for c in s.changes],
+        }
+        for s in snapshots
+    ]
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, "snapshots": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(highlight=False)
+    widest = max((len(row["id"]) for row in rows), default=2)
+    # The table needs the whole id, borders, and a little room for each other column.
+    if not console.is_terminal or console.width < widest + _SNAPSHOT_TABLE_EXTRA:
+        for row in rows:
+            fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
+            console.file.write("\t".join((*fields[:4], ", ".join(fields[4]))) + "\n")
+        return
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=widest)
+    for column in ("created", "profile", "state", "changes"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
+        )
+    console.print(table)

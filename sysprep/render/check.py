@@ -1,0 +1,218 @@
+"""`sysprep check`: the table of limits, the capacity, each fix; and its JSON document."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+from sysprep.limits.base import Status
+from sysprep.render import SCHEMA_VERSION
+from sysprep.render import shown
+from sysprep.units import format_count
+from sysprep.units import format_size
+
+if TYPE_CHECKING:
+    from sysprep.capacity import Assessment
+    from sysprep.compliance import Compliance
+    from sysprep.limits.base import Reading
+    from sysprep.report import CheckResult
+
+_STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
+
+
+def check_document(result: CheckResult) -> dict[str, Any]:
+    """The `check --json` document (README "JSON output")."""
+    document = assessment_document(result.assessment)
+    if result.compliance is not None:
+        document["profile"] = compliance_document(result.compliance)
+    if result.links is not None:
+        document["links"] = result.links
+    return document
+
+
+def print_check(result: CheckResult) -> None:
+    """The check report, then the profile's compliance when one was given."""
+    print_assessment(result.assessment)
+    if result.compliance is not None:
+        print_compliance(result.compliance)
+
+
+def assessment_document(result: Assessment) -> dict[str, Any]:
+    """The `check --json` document (README "JSON output")."""
+    cost = result.cost
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ready": result.ready,
+        "target": {
+            "threads": result.target.threads,
+            "stack_bytes": result.stack_bytes,
+            "pid": result.target.pid,
+        },
+        "capacity": result.capacity,
+        "binding": result.binding.name if result.binding else None,
+        "limits": [_reading_document(r) for r in result.readings],
+        "per_thread_bytes": cost.total if cost else None,
+        "per_thread": ({"total": cost.total, **cost._asdict()} if cost else None),
+        "connections": (
+            {
+                "target": result.target.connections,
+                "sources": result.target.sources,
+                "capacity": result.connections_capacity,
+                "binding": result.connections_binding.name if result.connections_binding else None,
+                "per_connection_bytes": result.connection_bytes,
+            }
+            if result.target.connections
+            else None
+        ),
+    }
+
+
+def _reading_document(reading: Reading) -> dict[str, Any]:
+    return {
+        "name": reading.name,
+        "status": reading.status.value,
+        "current": reading.current,
+        "in_use": reading.in_use,
+        "allows": reading.allows,
+        "needed": reading.needed,
+        "fix": reading.fix._asdict() if reading.fix else None,
+        "note": reading.note,
+        "unit": reading.unit,
+    }
+
+
+def summary_line(result: Assessment) -> str:
+    """The capacity line: "can start ~32,461 more threads; binding limit: ..."."""
+    binding = result.binding
+    if binding is None or result.capacity is None:
+        return "no limit that could be read bounds the thread count"
+    return (
+        f"can start ~{result.capacity:,} more threads; binding limit: "
+        f"{binding.name} = {shown(binding.current, in_bytes=binding.in_bytes)}"
+    )
+
+
+def print_assessment(result: Assessment) -> None:
+    """The check report: a table of limits, the capacity line, then each fix in full."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    wants = _wants(result)
+    table = Table(title=f"Can this host run {' and '.join(wants)}?", title_justify="left")
+    numeric = ("current", "in use", "needed", "allows")
+    for column in ("limit", *numeric, "status"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for r in result.readings:
+        read = r.status is not Status.UNKNOWN
+        table.add_row(
+            r.name,
+            shown(r.current, in_bytes=r.in_bytes) if read else "?",
+            shown(r.in_use, in_bytes=r.in_bytes) if r.in_use is not None else "",
+            shown(r.needed, in_bytes=r.in_bytes) if r.needed is not None and r.fix else "",
+            format_count(r.allows) if read else "?",
+            f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
+        )
+    console.print(table)
+    for line in _capacity_lines(result):
+        console.print(line, style="bold")
+    cost = result.cost
+    if cost is not None and result.target.threads:
+        how = "measured" if cost.measured else "estimated; --calibrate measures it"
+        console.print(
+            f"memory per thread: {format_size(cost.total)} ({how}): kernel stack"
+            f" {format_size(cost.kernel_stack)}, page tables {format_size(cost.page_tables)},"
+            f" slab {format_size(cost.slab)}, user pages {format_size(cost.rss)}"
+        )
+    failing = [r for r in result.readings if r.fix is not None]
+    if failing:
+        console.print(f"\nTo run {' and '.join(wants)}:")
+    for line in (line for r in failing for line in _fix_lines(r)):
+        console.print(line)
+    for r in result.unknown:
+        console.print(f"[yellow]unknown[/]: {r.name}: {r.note}")
+    notes = [r for r in result.readings if r.status is Status.OK and r.note]
+    if notes:
+        console.print("\nnotes:", style="dim")
+    for r in notes:
+        console.print(f"  {r.name}: {r.note}", style="dim")
+    verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
+    console.print(f"\n{verdict} for {' and '.join(wants)}")
+
+
+def _fix_lines(reading: Reading) -> list[str]:
+    """How to lift one failing limit: now, persistently, when, and why."""
+    fix = reading.fix
+    if fix is None:
+        return []
+    lines = [f"  [bold]{reading.name}[/]: {fix.now}"]
+    if fix.persist:
+        lines.append(f"    persist: {fix.persist}")
+    lines.append(f"    takes effect: {fix.takes_effect}")
+    if reading.note:
+        lines.append(f"    note: {reading.note}")
+    return lines
+
+
+def _wants(result: Assessment) -> list[str]:
+    """What the check was asked: "1,000,000 threads of 8 MiB stack", "N connections"."""
+    wants = []
+    if result.target.threads:
+        stack = format_size(result.stack_bytes)
+        wants.append(f"{result.target.threads:,} threads of {stack} stack")
+    if result.target.connections:
+        wants.append(f"{result.target.connections:,} connections")
+    return wants
+
+
+def _capacity_lines(result: Assessment) -> list[str]:
+    """One capacity line per thing judged."""
+    lines = [summary_line(result)] if result.target.threads else []
+    binding, capacity = result.connections_binding, result.connections_capacity
+    if result.target.connections and binding is not None and capacity is not None:
+        lines.append(
+            f"can hold ~{capacity:,} more connections; binding limit:"
+            f" {binding.name} = {shown(binding.current, in_bytes=binding.in_bytes)}"
+        )
+    return lines
+
+
+def compliance_document(compliance: Compliance) -> dict[str, Any]:
+    """The "profile" key of `check --json --profile`."""
+    after = compliance.after
+    return {
+        "name": compliance.profile.name,
+        "compliant": compliance.compliant,
+        "settings": [
+            {
+                "key": c.setting.key,
+                "expected": c.wanted,
+                "actual": c.before,
+                "ok": not c.changes,
+            }
+            for c in compliance.settings
+        ],
+        "capacity_after": after.capacity,
+        "binding_after": after.binding.name if after.binding else None,
+    }
+
+
+def print_compliance(compliance: Compliance) -> None:
+    """Each profile setting: expected, actual, in place or not; then capacity after apply."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"\nprofile {compliance.profile.name}", title_justify="left")
+    for column in ("setting", "expected (at least)", "actual", "in place"):
+        table.add_column(column)
+    for c in compliance.settings:
+        ok = "[bold red]no[/]" if c.changes else "[green]yes[/]"
+        table.add_row(c.setting.key, str(c.wanted), c.setting.show(c.before), ok)
+    console.print(table)
+    after = compliance.after
+    if after.binding is not None and after.capacity is not None:
+        console.print(
+            f"after `sysprep apply {compliance.profile.name}`: can start ~{after.capacity:,}"
+            f" more threads; binding limit: {after.binding.name}"
+        )

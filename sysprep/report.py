@@ -1,0 +1,82 @@
+"""`sysprep check` as one call: the target from the options and the profile, then the answer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+
+from sysprep.capacity import check
+from sysprep.errors import BadInputError
+from sysprep.limits.base import Target
+
+if TYPE_CHECKING:
+    from sysprep.capacity import Assessment
+    from sysprep.compliance import Compliance
+    from sysprep.host import Host
+
+DEFAULT_THREADS = 1_000_000
+
+
+class CheckResult(NamedTuple):
+    """The assessment; with a profile, its compliance; with connections, the host's links."""
+
+    assessment: Assessment
+    compliance: Compliance | None = None
+    links: list[dict[str, object]] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when every limit was read and none stops the target."""
+        return self.assessment.ready
+
+
+def run_check(
+    host: Host,
+    *,
+    threads: int | None = None,
+    stack: int | None = None,
+    pid: int | None = None,
+    profile: str | None = None,
+    connections: int | None = None,
+    sources: int | None = None,
+    calibrate: bool = False,
+    with_links: bool = False,
+) -> CheckResult:
+    """Judge *host* for the target; read-only. A profile gives the defaults it does not set.
+
+    *with_links*: also list the host's links when connections are judged (over netlink;
+    the JSON document carries them).
+    """
+    loaded = None
+    if profile is not None:
+        from sysprep.profile import load
+
+        loaded = load(profile, host)
+    if sources is not None and (sources <= 0 or connections is None):
+        raise BadInputError(f"invalid --sources {sources}: give it with --connections, at least 1")
+    if pid is not None:
+        host.require_process(pid)
+    default_threads = 0 if connections and not loaded else DEFAULT_THREADS
+    target = Target(
+        threads=threads or (loaded.threads if loaded else default_threads),
+        stack_bytes=stack or (loaded.stack if loaded else None),
+        pid=pid,
+        connections=connections,
+        sources=sources,
+    )
+    cost = None
+    if calibrate:
+        from sysprep.calibrate import calibrate_cost
+
+        cost = calibrate_cost(host, target)
+    compliance = None
+    if loaded is not None:
+        from sysprep.compliance import compliance_of
+
+        compliance = compliance_of(loaded, host, target, cost)
+    links = None
+    if with_links and target.connections and host.is_live:
+        from sysprep.netns import links as read_links
+
+        links = read_links()
+    return CheckResult(check(host, target, cost=cost), compliance, links)

@@ -1,0 +1,98 @@
+"""revert: put back what an apply changed, newest change first, refusing on drift."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+
+from sysprep.errors import BadInputError
+from sysprep.errors import ConflictError
+from sysprep.snapshot import APPLIED
+from sysprep.snapshot import APPLYING
+from sysprep.snapshot import REVERTED
+from sysprep.snapshot import ROLLED_BACK
+from sysprep.snapshot import all_snapshots
+from sysprep.snapshot import locked
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sysprep.host import Host
+    from sysprep.settings import Change
+    from sysprep.snapshot import Snapshot
+
+
+class RevertResult(NamedTuple):
+    """The snapshot reverted, and the settings it put back (those still changed)."""
+
+    snapshot: Snapshot
+    restored: list[str]
+
+
+def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> list[str]:
+    """Put back each change's "before", newest first; ConflictError on drift unless force.
+
+    A value still at "before" was never changed (a crash before that step) and is skipped;
+    so is a setting gone with its owner (the rlimits of a process that exited).
+    """
+    drift = _drift(host, changes)
+    if drift and not force:
+        more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
+        raise ConflictError(f"refusing to revert: {drift[0]}{more}; --force restores it anyway")
+    restored = []
+    for change in reversed(changes):
+        setting = change.setting
+        try:
+            now = setting.read(host)
+        except FileNotFoundError:
+            if setting.vanishes:
+                continue
+            raise
+        if now != change.before:
+            setting.write(host, change.before)
+            restored.append(setting.key)
+    return restored
+
+
+def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
+    """Settings changed by someone else since apply: neither apply's value nor the original."""
+    drift = []
+    for change in changes:
+        setting = change.setting
+        try:
+            now = setting.read(host)
+        except FileNotFoundError:
+            if setting.vanishes:
+                continue
+            raise
+        if now not in (change.before, change.after):
+            drift.append(
+                f"{setting.key} is {setting.show(now)}, apply set {setting.show(change.after)}"
+            )
+    return drift
+
+
+def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool) -> RevertResult:
+    """Undo the last apply (or *snapshot_id*): values and files back, byte for byte."""
+    host.require_writable("revert")
+    if not (state_dir / "snapshots").is_dir():  # never applied here: create nothing
+        if snapshot_id is not None:
+            raise BadInputError(f"no snapshot {snapshot_id!r} in {state_dir}")
+        raise BadInputError(f"nothing to revert: no snapshot in {state_dir}")
+    with locked(state_dir):
+        snapshots = all_snapshots(state_dir, host)
+        if snapshot_id is not None:
+            chosen = next((s for s in snapshots if s.id == snapshot_id), None)
+            if chosen is None:
+                raise BadInputError(f"no snapshot {snapshot_id!r}; `sysprep snapshots` lists them")
+        else:
+            pending = [s for s in snapshots if s.state in (APPLIED, APPLYING)]
+            if not pending:
+                raise BadInputError(f"nothing to revert: no applied snapshot in {state_dir}")
+            chosen = pending[-1]
+        if chosen.state in (REVERTED, ROLLED_BACK):
+            raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")
+        restored = restore(host, chosen.changes, force=force)
+        chosen.state = REVERTED
+        chosen.save(state_dir)
+        return RevertResult(chosen, restored)

@@ -1,0 +1,198 @@
+"""A resource limit: of a running process (prlimit(2), now), or of processes started later.
+
+Those are persisted only: limits.d at next login, systemd's defaults after daemon-reexec
+(services never read limits.conf: they have no PAM session).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+from sysprep.errors import BadInputError
+from sysprep.facts import LIMITS_FILE
+from sysprep.facts import RLIM_INFINITY
+from sysprep.facts import RLIMITS
+from sysprep.facts import SYSTEMD_FILE
+from sysprep.settings import Action
+from sysprep.settings import Change
+from sysprep.settings import Fix
+from sysprep.settings import Want
+from sysprep.units import parse_size
+
+if TYPE_CHECKING:
+    from sysprep.facts import OwnedFile
+    from sysprep.facts import Rlimit
+    from sysprep.host import Host
+
+_PROFILE_NAMES = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
+# The rlimits a profile may set.
+PROFILE_RLIMITS = ("stack", "nproc", "nofile", "as")
+
+Limits = tuple[int, int]  # (soft, hard) as getrlimit(2) says them; RLIM_INFINITY: unlimited
+
+
+@dataclass(frozen=True)
+class RlimitSetting:
+    """One rlimit (RLIMIT_NPROC, ...) of process *pid*; None: of processes started later."""
+
+    name: str
+    pid: int | None = None
+    kind: ClassVar[str] = "rlimits"
+    vanishes: ClassVar[bool] = True  # its owner, a process, can exit: reverting it is then moot
+
+    @property
+    def rlimit(self) -> Rlimit:
+        """Its row of the rlimit table: spellings and unit."""
+        return RLIMITS[self.name]
+
+    @property
+    def key(self) -> str:
+        """The name and the pid ("RLIMIT_NPROC of pid 42"); the bare name for later ones."""
+        return self.name if self.pid is None else f"{self.name} of pid {self.pid}"
+
+    @property
+    def takes_effect(self) -> str:
+        """A running process's at once (from its next clone); later processes' only persisted."""
+        return "now" if self.pid is not None else "only through the files that persist it"
+
+    def read(self, host: Host) -> Limits:
+        """(soft, hard) of the process, from /proc/PID/limits (world-readable)."""
+        return host.rlimit("self" if self.pid is None else self.pid, self.name)
+
+    def write(self, host: Host, value: Limits) -> None:
+        """prlimit(2) the process and read it back."""
+        if self.pid is None:
+            raise BadInputError(f"{self.name} of future processes is persisted, not written")
+        host.set_rlimit(self.pid, self.name, value)
+
+    def show(self, value: Limits) -> str:
+        """Soft and hard as "soft:hard", each a number or "unlimited"."""
+        return ":".join("unlimited" if v == RLIM_INFINITY else str(v) for v in value)
+
+    def entry(self, before: Limits, after: Limits) -> dict[str, Any]:
+        """{"pid", "name", "before": [soft, hard], "after": [soft, hard]}."""
+        return {"pid": self.pid, "name": self.name, "before": list(before), "after": list(after)}
+
+    def document(self, change: Change) -> dict[str, Any] | None:
+        """A changed limit: {"pid", "name", "before", "after", "action"}."""
+        if not change.changes:
+            return None
+        return {**self.entry(change.before, change.after), "action": change.action.value}
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:  # noqa: ARG003
+        """A recorded change; ValueError unless pid, name and both pairs are well formed."""
+        pairs = (entry["before"], entry["after"])
+        well_formed = (
+            isinstance(entry["pid"], int)
+            and entry["name"] in RLIMITS
+            and all(
+                isinstance(pair, list)
+                and len(pair) == 2  # noqa: PLR2004 - soft and hard
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+                for pair in pairs
+            )
+        )
+        if not well_formed:
+            raise ValueError(f"rlimit entry {entry!r} is malformed")
+        before, after = (tuple(pair) for pair in pairs)
+        return Change(cls(entry["name"], entry["pid"]), before, after, Action.RAISE)
+
+    def persisted(self, value: Limits, host: Host) -> tuple[tuple[OwnedFile, str], ...]:
+        """limits.d lines for logins; where systemd runs, its default for every service."""
+        item = self.rlimit.limits_conf
+        soft, hard = (self._conf_value(v) for v in value)
+        lines = [
+            (LIMITS_FILE, f"* soft {item} {soft}\n"),
+            (LIMITS_FILE, f"* hard {item} {hard}\n"),
+        ]
+        if host.runs_systemd:
+            shown = ":".join("infinity" if v == RLIM_INFINITY else str(v) for v in value)
+            lines.append((SYSTEMD_FILE, f"Default{self.rlimit.systemd}={shown}\n"))
+        return tuple(lines)
+
+    def _conf_value(self, value: int) -> str:
+        """limits.conf(5) and ulimit count bytes in KiB."""
+        if value == RLIM_INFINITY:
+            return "unlimited"
+        return str(-(-value // 1024)) if self.rlimit.in_bytes else str(value)
+
+    def fix(self, value: int) -> Fix:
+        """The prlimit for a running pid, ulimit for a new one; limits.d and systemd to persist."""
+        spelling = self.rlimit
+        shown = self._conf_value(value)
+        if self.pid is not None:
+            now = f"prlimit --pid {self.pid} {spelling.prlimit}={value}"
+            when = f"now for pid {self.pid}"
+        else:
+            now = f"ulimit {spelling.ulimit} {shown} (in the shell that starts the program)"
+            when = "now for programs started from that shell"
+        return Fix(
+            setting=self.name,
+            value=value,
+            now=now,
+            persist=(
+                f"add '* - {spelling.limits_conf} {shown}' to {LIMITS_FILE.path};"
+                f" for a systemd service: {spelling.systemd}={value} in a drop-in"
+            ),
+            takes_effect=f"{when}; limits.d at next login; systemd at service restart",
+        )
+
+    @classmethod
+    def want(cls, where: str, key: str, value: object, host: Host) -> Want:  # noqa: ARG003
+        """A profile's `[rlimits]` entry: one value for both, or {soft = ..., hard = ...}."""
+        if key not in PROFILE_RLIMITS:
+            raise BadInputError(
+                f"{where}: unknown rlimit {key!r}; expected one of {', '.join(PROFILE_RLIMITS)}"
+            )
+        rlimit = _PROFILE_NAMES[key]
+        if isinstance(value, dict):
+            unknown = set(value) - {"soft", "hard"}
+            if unknown:
+                raise BadInputError(
+                    f"{where}: unknown key 'rlimits.{key}.{min(unknown)}';"
+                    " expected one of hard, soft"
+                )
+            soft, hard = value.get("soft"), value.get("hard", value.get("soft"))
+        else:
+            soft = hard = value
+        parsed = tuple(_limit_value(where, f"rlimits.{key}", v, rlimit) for v in (soft, hard))
+        if parsed[1] != RLIM_INFINITY and (parsed[0] == RLIM_INFINITY or parsed[0] > parsed[1]):
+            raise BadInputError(
+                f"{where}: rlimits.{key}: soft {_shown(parsed[0])} is above hard"
+                f" {_shown(parsed[1])}"
+            )
+        return Want(cls(rlimit.name), parsed)
+
+    def change(self, before: Limits, wanted: Limits) -> Change:
+        """Raise-only, soft and hard each: a higher (or unlimited) value is kept."""
+        after = tuple(_higher(now, asked) for now, asked in zip(before, wanted, strict=True))
+        action = Action.KEEP if after == before else Action.RAISE
+        return Change(self, before, after, action, wanted)
+
+
+def _higher(now: int, wanted: int) -> int:
+    if RLIM_INFINITY in (now, wanted):
+        return RLIM_INFINITY
+    return max(now, wanted)
+
+
+def _shown(value: int) -> str:
+    return "unlimited" if value == RLIM_INFINITY else str(value)
+
+
+def _limit_value(where: str, key: str, value: object, rlimit: Rlimit) -> int:
+    if value in ("unlimited", "infinity"):
+        return RLIM_INFINITY
+    if rlimit.in_bytes and isinstance(value, str):
+        try:
+            return parse_size(value)
+        except BadInputError as error:
+            raise BadInputError(f"{where}: {key}: {error}") from None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        what = "a size such as 256K or a number of bytes" if rlimit.in_bytes else "a whole number"
+        raise BadInputError(f'{where}: {key} must be {what} greater than zero or "unlimited"')
+    return value
