@@ -15,18 +15,24 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PROC_SYS = Path("/proc/sys")
+# Where every test on the real kernel starts: a stock kernel's defaults (this VM's), written
+# before each one whatever the host had, so that a host whose limits are already raised (a
+# systemd host's pid_max 4194304, a tuned host's max_map_count) runs the same tests. Each
+# value is written back to the host's own after the test, pass or fail.
+STOCK_SYSCTLS = {
+    "kernel.pid_max": "32768",
+    "kernel.threads-max": "192730",
+    "vm.max_map_count": "65530",
+    "vm.swappiness": "60",
+    "vm.overcommit_memory": "0",
+    "fs.file-max": "2466177",
+    "fs.nr_open": "1048576",
+    "net.core.somaxconn": "4096",
+    "net.ipv4.tcp_max_syn_backlog": "2048",
+    "net.ipv4.ip_local_port_range": "32768 60999",
+}
 # Every sysctl a test (or the sysprep it runs) may change; restored after each test.
-GUARDED_SYSCTLS = (
-    "kernel.pid_max",
-    "kernel.threads-max",
-    "vm.max_map_count",
-    "vm.swappiness",
-    "fs.file-max",
-    "fs.nr_open",
-    "net.core.somaxconn",
-    "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.ip_local_port_range",
-)
+GUARDED_SYSCTLS = tuple(STOCK_SYSCTLS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,10 +82,14 @@ def sysctls() -> Iterator[Callable[[str, object], None]]:
 
 
 @pytest.fixture(autouse=True)
-def _restore_guarded_sysctls() -> Iterator[None]:
-    """Whatever a test does, the sysctls sysprep may touch are written back, pass or fail."""
+def _stock_sysctls(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A real-kernel test starts from STOCK_SYSCTLS; every one is written back, pass or fail."""
     saved = {key: read_sysctl(key) for key in GUARDED_SYSCTLS}
     try:
+        if request.node.get_closest_marker("root") and os.geteuid() == 0:
+            for key, value in STOCK_SYSCTLS.items():
+                if saved[key] != value:
+                    write_sysctl(key, value)
         yield
     finally:
         for key, value in saved.items():

@@ -205,16 +205,38 @@ class TestProbeCommand:
     def test_default_count_is_checks_capacity(
         self, sysctls: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Without --count the probe holds what check says this host allows, and gets there."""
-        sysctls("kernel.pid_max", 5000)
-        assert run(["probe", "threads", "--stack", "64K", "--json"]) == ExitCode.OK
-        document = json.loads(capsys.readouterr().out)
-        assert document["held"] == document["target"]
-        assert 4000 < document["target"] < 4700
+        """Without --count the probe holds what check says this host allows, within 1 %.
 
+        Other tasks take pids between check and probe: when the probe falls short, it is by a
+        few threads and at the limit check named.
+        """
+        sysctls("kernel.pid_max", 5000)
+        status = run(["probe", "threads", "--stack", "64K", "--json"])
+        document = json.loads(capsys.readouterr().out)
+        assert 4000 < document["target"] < 4700
+        if status == ExitCode.OK:
+            assert document["held"] == document["target"]
+        else:
+            assert status == ExitCode.NOT_READY
+            assert document["stopped_by"] == "kernel.pid_max"
+            assert document["target"] - document["held"] <= document["target"] // 100
+
+    @pytest.mark.root
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-    def test_a_signal_leaves_no_process_behind(self, signum: int) -> None:
-        """Ctrl-C or SIGTERM to sysprep stops the probe child; both are gone, exit 130."""
+    def test_a_signal_leaves_no_process_behind(
+        self, signum: int, sysctls: Callable[[str, object], None]
+    ) -> None:
+        """Ctrl-C or SIGTERM to sysprep stops the probe child; both are gone, exit 130.
+
+        The target is far more than the signal lets it create, so the probe cannot finish
+        first: the signal arrives after ~300 threads, and each costs ~30 KiB meanwhile.
+        """
+        for key, value in (
+            ("kernel.pid_max", 4194304),
+            ("kernel.threads-max", 400000),
+            ("vm.max_map_count", 800000),
+        ):
+            sysctls(key, value)
         sysprep = subprocess.Popen(
             [
                 sys.executable,
@@ -223,9 +245,9 @@ class TestProbeCommand:
                 "probe",
                 "threads",
                 "--count",
-                "30000",
+                "300000",
                 "--stack",
-                "64K",
+                "16K",
                 "--json",
             ],
             stdout=subprocess.PIPE,
