@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 
+from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
 from sysprep.errors import SysprepError
@@ -66,6 +67,8 @@ def apply(
     if dry_run:
         return ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=True)
     host.require_writable("apply")
+    if run_probes and profile.probes and not host.is_live:
+        raise BadInputError("probes start real threads: apply to --root needs --no-probe")
     with locked(state_dir):
         _fault("after-lock")
         result = ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=False)

@@ -1,0 +1,217 @@
+"""Profiles, plans, snapshots, apply and revert on a fake host tree: no root, no real kernel.
+
+The tree's /proc/sys files stand in for sysctls, its /proc/PID/limits for prlimit(2), its
+/etc for the owned files; the real-kernel twins of these tests are in tests/host/.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sysprep.apply import ApplyFailedError
+from sysprep.apply import apply
+from sysprep.errors import BadInputError
+from sysprep.errors import ConflictError
+from sysprep.facts import RLIM_INFINITY
+from sysprep.facts import SYSCTL_FILE
+from sysprep.host import Host
+from sysprep.plan import build_plan
+from sysprep.profile import load
+from sysprep.revert import revert
+from sysprep.settings import Action
+from sysprep.settings.files import FileSetting
+from sysprep.settings.rlimit import RlimitSetting
+from sysprep.settings.sysctl import SysctlSetting
+from sysprep.snapshot import Snapshot
+from sysprep.snapshot import SnapshotError
+from sysprep.snapshot import all_snapshots
+from tests.fakehost import SELF_PID
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.fakehost import FakeHost
+
+KEYS = ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count")
+
+
+@dataclass(frozen=True)
+class RefusingHost(Host):
+    """A tree whose kernel refuses any write of vm.max_map_count (EINVAL), as a real one
+    refuses a value out of its range."""
+
+    def write_sysctl(self, key: str, value: str) -> None:
+        if key == "vm.max_map_count":
+            raise OSError(errno.EINVAL, f"writing {key} = {value}: Invalid argument")
+        super().write_sysctl(key, value)
+
+
+@pytest.fixture(name="host")
+def _host(fake: FakeHost) -> Host:
+    """A stock host (pid_max 32768), its /etc in the same tree."""
+    fake.set_sysctl("kernel.pid_max", 32768)
+    return fake.host
+
+
+def state(host: Host) -> dict[str, object]:
+    """Every file of the tree, byte for byte (sysctls, limits, /etc)."""
+    return {
+        str(path.relative_to(host.root)): path.read_bytes()
+        for path in sorted(host.root.rglob("*"))
+        if path.is_file() and "snapshots" not in path.parts
+    }
+
+
+def sysctls(host: Host) -> dict[str, str]:
+    return {key: host.sysctl(key) for key in KEYS}
+
+
+class TestPlan:
+    def test_auto_sizes_from_the_target_padded(self, host: Host) -> None:
+        """ "auto" asks for what check needs plus 1 %, rounded up to 4096; raise-only."""
+        plan = build_plan(load("million-threads", host), host)
+        changes = {c.setting.key: c for c in plan.of(SysctlSetting)}
+        pid_max = changes["kernel.pid_max"]
+        assert pid_max.action is Action.RAISE
+        assert int(pid_max.after) % 4096 == 0
+        assert 1_000_300 < int(pid_max.after) <= 1_000_300 * 1.01 + 4096
+
+    def test_higher_value_is_kept(self, fake: FakeHost, host: Host) -> None:
+        """A value above what the profile asks stays as it is (a distro's 4194304)."""
+        fake.set_sysctl("vm.max_map_count", 8_250_342)
+        plan = build_plan(load("elasticsearch", host), host)
+        (change,) = plan.of(SysctlSetting)
+        assert (change.action, change.after) == (Action.KEEP, "8250342")
+        assert not plan.changed
+
+    def test_rlimits_of_a_pid_are_raise_only(self, host: Host) -> None:
+        """nofile 1024:524288 asked 65535 → 65535:524288; a higher hard limit is kept."""
+        plan = build_plan(load("elasticsearch", host), host, pid=SELF_PID)
+        changes = {c.setting.key: c for c in plan.of(RlimitSetting)}
+        nofile = changes[f"RLIMIT_NOFILE of pid {SELF_PID}"]
+        assert (nofile.before, nofile.after) == ((1024, 524288), (65535, 524288))
+        assert changes[f"RLIMIT_AS of pid {SELF_PID}"].action is Action.KEEP  # unlimited
+
+    def test_persist_plans_the_drop_ins(self, host: Host) -> None:
+        """--persist: sysctl.d for the raised sysctls, limits.d (and systemd) for rlimits."""
+        plan = build_plan(load("elasticsearch", host), host, persist=True)
+        files = {c.setting.key: c for c in plan.of(FileSetting)}
+        assert files["/etc/sysctl.d/90-sysprep.conf"].action is Action.CREATE
+        assert b"* hard nofile 65535\n" in files["/etc/security/limits.d/90-sysprep.conf"].after
+        assert b"DefaultLimitNOFILE=65535:65535\n" in (
+            files["/etc/systemd/system.conf.d/90-sysprep.conf"].after
+        )
+
+
+class TestApplyRevert:
+    def test_apply_then_revert_restores_every_byte(self, host: Host, tmp_path: Path) -> None:
+        """Sysctls, drop-ins and a process's rlimits change, and revert puts back every byte."""
+        start = state(host)
+        result = apply(
+            host, load("million-threads", host), tmp_path, persist=True, pid=SELF_PID,
+            run_probes=False,
+        )  # fmt: skip
+        assert result.snapshot is not None
+        assert int(host.sysctl("kernel.pid_max")) > 1_000_000
+        assert host.read_etc("/etc/security/limits.d/90-sysprep.conf") is not None
+        assert host.rlimit(SELF_PID, "RLIMIT_NPROC") == (2_000_000, 2_000_000)
+        assert state(host) != start
+        reverted = revert(host, tmp_path, None, force=False)
+        assert reverted.snapshot.id == result.snapshot.id
+        assert state(host) == start
+
+    def test_snapshot_reads_back_as_the_plan(self, host: Host, tmp_path: Path) -> None:
+        """The snapshot on disk holds exactly the changes made, in order, each kind's way."""
+        result = apply(
+            host, load("million-threads", host), tmp_path, persist=True, pid=SELF_PID,
+            run_probes=False,
+        )  # fmt: skip
+        (loaded,) = all_snapshots(tmp_path, host)
+        assert [(c.setting, c.before, c.after) for c in loaded.changes] == [
+            (c.setting, c.before, c.after) for c in result.plan.to_make
+        ]
+        document = json.loads((tmp_path / "snapshots" / f"{loaded.id}.json").read_text())
+        assert [e["key"] for e in document["sysctls"]] == list(KEYS)
+        assert document["rlimits"][0]["after"] == [2_000_000, 2_000_000]
+
+    def test_a_refused_write_rolls_back_the_earlier_ones(self, host: Host, tmp_path: Path) -> None:
+        """The kernel refuses the third sysctl: the first two are put back, nothing stays."""
+        refusing = RefusingHost(host.root, glibc=host.glibc)
+        start = state(host)
+        with pytest.raises(ApplyFailedError, match="Invalid argument; rolled back every change"):
+            apply(refusing, load("million-threads", host), tmp_path, run_probes=False)
+        assert state(host) == start
+        (snapshot,) = all_snapshots(tmp_path, host)
+        assert snapshot.state == "rolled-back"
+
+    def test_drift_refuses_revert_unless_forced(self, host: Host, tmp_path: Path) -> None:
+        """Someone changed a value after apply: revert names it; --force restores it."""
+        before = sysctls(host)
+        apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
+        host.write_sysctl("vm.max_map_count", "300000")
+        with pytest.raises(ConflictError, match=r"vm\.max_map_count is 300000, apply set 262144"):
+            revert(host, tmp_path, None, force=False)
+        assert revert(host, tmp_path, None, force=True).restored == ["vm.max_map_count"]
+        assert sysctls(host) == before
+
+    def test_rlimits_of_an_exited_process_are_skipped(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """The process is gone, and its limits with it: revert restores the rest."""
+        fake.add_process(7000, uid=1000)
+        apply(host, load("elasticsearch", host), tmp_path, pid=7000, run_probes=False)
+        for path in sorted((host.root / "proc/7000").rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+        result = revert(host, tmp_path, None, force=False)
+        assert result.restored == ["vm.max_map_count"]
+
+    def test_probes_cannot_validate_a_tree(self, host: Host, tmp_path: Path) -> None:
+        """Probes measure the real kernel: apply to a tree asks for --no-probe, changes nothing."""
+        start = state(host)
+        with pytest.raises(BadInputError, match="--no-probe"):
+            apply(host, load("elasticsearch", host), tmp_path)
+        assert state(host) == start
+
+
+def rlimit_entry(**changed: object) -> dict[str, object]:
+    return {"pid": 1, "name": "RLIMIT_NPROC", "before": [1, 1], "after": [2, 2], **changed}
+
+
+class TestSnapshotEntries:
+    @pytest.mark.parametrize(
+        ("kind", "entry", "message"),
+        [
+            ("sysctls", {"key": "../../etc/shadow", "before": "1", "after": "2"}, "outside"),
+            ("sysctls", {"key": "vm.swappiness", "before": 1, "after": "2"}, "malformed"),
+            ("files", {"path": "/etc/passwd", "before": None, "after": ""}, "not one sysprep"),
+            ("files", {"path": SYSCTL_FILE.path, "before": 5, "after": ""}, "base64"),
+            ("rlimits", rlimit_entry(pid="1"), "malformed"),
+            ("rlimits", rlimit_entry(name="RLIMIT_CORE"), "malformed"),
+            ("rlimits", rlimit_entry(before=[1]), "malformed"),
+        ],
+    )
+    def test_a_malformed_entry_is_refused(
+        self, host: Host, tmp_path: Path, kind: str, entry: dict[str, object], message: str
+    ) -> None:
+        """Each kind checks its own entries before revert trusts them."""
+        snapshot = Snapshot.new("x", host, ())
+        path = snapshot.save(tmp_path)
+        document = json.loads(path.read_text())
+        document[kind] = [entry]
+        path.write_text(json.dumps(document))
+        with pytest.raises(SnapshotError, match=message):
+            Snapshot.load(path, host)
+
+    def test_unlimited_rlimits_round_trip(self, host: Host, tmp_path: Path) -> None:
+        """RLIM_INFINITY is kept as getrlimit says it, and reads back the same."""
+        change = RlimitSetting("RLIMIT_AS", SELF_PID).change(
+            (1 << 30, 1 << 30), (RLIM_INFINITY,) * 2
+        )
+        path = Snapshot.new("x", host, (change,)).save(tmp_path)
+        (loaded,) = Snapshot.load(path, host).changes
+        assert (loaded.before, loaded.after) == ((1 << 30, 1 << 30), (RLIM_INFINITY,) * 2)
