@@ -372,124 +372,172 @@ class Lines:
         return self.items
 
 
-def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:  # noqa: PLR0912, PLR0915
+class Run:
+    """One run of the probe: its plan, the server, and the pipes between its processes.
+
+    Phases: start() forks workers and clients, hold() accepts until the target, a limit or
+    a signal, release() lets every process close what it holds and reaps them, report()
+    turns it into the JSON document.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sources, self.plan = client_plan(args.count, args.sources)
+        self.workers = args.workers or max(1, -(-args.count // (_hard_nofile() - 64)))
+        self.floor = args.memory_floor
+        if self.floor is None:
+            self.floor = max(meminfo()["MemTotal"] // 20, 512 * MIB)
+        progress = args.count if args.progress and self.workers == 1 else 0
+        self.server = Server(threads=args.server == "threads", floor=self.floor, progress=progress)
+        self.release_read, self.release_write = os.pipe()  # closing time, for everyone
+        self.halt_read, self.halt_write = os.pipe()  # "the clients are done", for workers
+        self.reports_read, self.reports_write = os.pipe()
+        self.results_read, self.results_write = os.pipe()
+        self.reports, self.results = Lines(self.reports_read), Lines(self.results_read)
+        self.children: list[int] = []
+        self.stopped_by: str | None = None
+        self.seconds = 0.0
+
+    def start(self, mask: set[signal.Signals]) -> None:
+        """Fork the server workers (when one process's fds are too few), then the clients."""
+        if self.workers > 1:
+            self.children += [
+                fork(
+                    mask,
+                    [self.reports_read, self.results_read],
+                    lambda: worker(
+                        self.server, self.halt_read, self.results_write, self.release_read
+                    ),
+                )
+                for _ in range(self.workers)
+            ]
+        server_fds = [self.server.listener.fileno(), self.server.epoll.fileno()]
+        self.children += [
+            fork(
+                mask,
+                [self.reports_read, self.results_read, *server_fds],
+                functools.partial(
+                    client, count, source, _PORT, self.release_read, self.reports_write
+                ),
+            )
+            for source, count in self.plan
+        ]
+        os.close(self.reports_write)
+        os.close(self.results_write)
+
+    def clients_done(self) -> bool:
+        """Every client process has reported."""
+        return len(self.reports.poll()) == len(self.plan)
+
+    def hold(self, started: float) -> list[dict[str, Any]]:
+        """Accept (here, or in the workers) until all are held or something stops it.
+
+        Returns each server process's outcome: accepted, echoed, stopped_by, errno; keeps
+        the seconds the accepting took (not the clients' settling after it).
+        """
+        deadline = started + self.args.timeout
+
+        def stop_arrived() -> bool:
+            return bool(signal.sigpending() & _STOP_SIGNALS)
+
+        if self.workers == 1:
+            self.server.serve(self.args.count, deadline, stop_arrived, self.clients_done)
+            self.seconds = time.monotonic() - started
+            while not self.clients_done() and time.monotonic() < deadline:
+                if self.server.stopped_by is not None:
+                    break
+                time.sleep(0.01)
+            return [
+                {
+                    "accepted": self.server.accepted,
+                    "echoed": self.server.echoed,
+                    "stopped_by": self.server.stopped_by,
+                    "errno": self.server.error,
+                }
+            ]
+        while not self.clients_done() and time.monotonic() < deadline:
+            if stop_arrived():
+                self.stopped_by = "signal"
+                break
+            time.sleep(0.01)
+        os.write(self.halt_write, b"x")
+        waited = time.monotonic() + _CHILD_EXIT_SECONDS  # each worker reports in ~0.2 s
+        while len(self.results.poll()) < self.workers and time.monotonic() < waited:
+            time.sleep(0.01)
+        self.seconds = time.monotonic() - started
+        return self.results.items
+
+    def release(self, mask: set[signal.Signals]) -> None:
+        """Every process closes what it holds and exits; pending stop signals are eaten."""
+        self.server.close()  # first, so TIME_WAIT lands on the server's port, not clients'
+        os.write(self.release_write, b"x")
+        _reap(self.children)
+        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def report(
+        self,
+        outcome: list[dict[str, Any]],
+        seconds: float,
+        before: tuple[dict[str, int], int],
+        after: tuple[dict[str, int], int],
+    ) -> dict[str, Any]:
+        """The JSON document: what was held, what stopped it, and what each one cost."""
+        (info_before, fds_before), (info, fds) = before, after
+        held = sum(int(o["echoed"]) for o in outcome)
+        stopped_by = self.stopped_by or _blame(outcome, self.reports.items, held, self.args.count)
+        error = None
+        if stopped_by is not None:  # a worker at its fd limit is normal while others go on
+            error = next((o["errno"] for o in outcome if o["errno"]), None)
+            error = error or next((r["errno"] for r in self.reports.items if r["errno"]), None)
+        n = max(held, 1)
+        return {
+            "schema_version": 1,  # sysprep/schemas/probe-connections.schema.json
+            "probe": "connections",
+            "target": self.args.count,
+            "held": held,
+            "accepted": sum(int(o["accepted"]) for o in outcome),
+            "stopped_by": stopped_by,
+            "errno": None if error is None else errno.errorcode.get(int(error), str(error)),
+            "server": self.args.server,
+            "workers": self.workers,
+            "sources": self.sources,
+            "client_processes": len(self.plan),
+            "create_seconds": round(seconds, 6),
+            "create_rate": round(held / seconds) if seconds > 0 else None,
+            "fds_per_connection": (
+                round((fds - fds_before) / n, 3) if self.workers == 1 else None
+            ),
+            "per_connection_bytes": {
+                "slab": (info["SUnreclaim"] - info_before["SUnreclaim"]) // n,
+                "mem_available": (info_before["MemAvailable"] - info["MemAvailable"]) // n,
+            },
+            "memory_floor": self.floor,
+        }
+
+
+def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     """Hold args.count connections; measure; close them all."""
-    sources, plan = client_plan(args.count, args.sources)
-    workers = args.workers or max(1, -(-args.count // (_hard_nofile() - 64)))
-    floor = args.memory_floor
-    if floor is None:
-        floor = max(meminfo()["MemTotal"] // 20, 512 * MIB)
-    progress = args.count if args.progress and workers == 1 else 0
-    server = Server(threads=args.server == "threads", floor=floor, progress=progress)
-    release_read, release_write = os.pipe()  # closing time, for clients and workers
-    halt_read, halt_write = os.pipe()  # "the clients are done", for workers
-    reports_read, reports_write = os.pipe()
-    results_read, results_write = os.pipe()
+    run = Run(args)
     if args.wait:  # let a caller inspect this process (its fds, its limits) first
         event(event="ready", pid=os.getpid())
         sys.stdin.readline()
     mask = {signal.Signals(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)}
     spares = [os.open("/dev/null", os.O_RDONLY) for _ in range(_SPARE_FDS)]
     info_before = meminfo()
-    children: list[int] = []
-    reports, results = Lines(reports_read), Lines(results_read)
-    stopped_by: str | None = None
     started = time.monotonic()
     try:
-        if workers > 1:
-            children += [
-                fork(
-                    mask,
-                    [reports_read, results_read],
-                    lambda: worker(server, halt_read, results_write, release_read),
-                )
-                for _ in range(workers)
-            ]
-        server_fds = [server.listener.fileno(), server.epoll.fileno()]
-        children += [
-            fork(
-                mask,
-                [reports_read, results_read, *server_fds],
-                functools.partial(client, count, source, _PORT, release_read, reports_write),
-            )
-            for source, count in plan
-        ]
-        os.close(reports_write)
-        os.close(results_write)
+        run.start(mask)
         fds_before = open_fds()  # the server's own; accepting starts only below
-
-        def clients_done() -> bool:
-            return len(reports.poll()) == len(plan)
-
-        def stop_arrived() -> bool:
-            return bool(signal.sigpending() & _STOP_SIGNALS)
-
-        deadline = started + args.timeout
-        if workers == 1:
-            server.serve(args.count, deadline, stop_arrived, clients_done)
-            outcome: list[dict[str, Any]] = [
-                {
-                    "accepted": server.accepted,
-                    "echoed": server.echoed,
-                    "stopped_by": server.stopped_by,
-                    "errno": server.error,
-                }
-            ]
-        else:
-            while not clients_done() and time.monotonic() < deadline:
-                if stop_arrived():
-                    stopped_by = "signal"
-                    break
-                time.sleep(0.01)
-            os.write(halt_write, b"x")
-            waited = time.monotonic() + _CHILD_EXIT_SECONDS  # each worker reports in ~0.2 s
-            while len(results.poll()) < workers and time.monotonic() < waited:
-                time.sleep(0.01)
-            outcome = results.items
-        seconds = time.monotonic() - started
-        while not clients_done() and time.monotonic() < deadline and workers == 1:
-            if server.stopped_by is not None:
-                break
-            time.sleep(0.01)
+        outcome = run.hold(started)
         for spare in spares:
             os.close(spare)
-        info, fds = meminfo(), open_fds() + _SPARE_FDS
+        after = (meminfo(), open_fds() + _SPARE_FDS)
     finally:
-        server.close()  # first, so TIME_WAIT lands on the server's port, not on client ports
-        os.write(release_write, b"x")  # every client and worker closes what it holds, exits
-        _reap(children)
-        while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
-            pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    held = sum(int(o["echoed"]) for o in outcome)
-    stopped_by = stopped_by or _blame(outcome, reports.items, held, args.count)
-    error = None
-    if stopped_by is not None:  # a worker at its fd limit is normal while others go on
-        error = next((o["errno"] for o in outcome if o["errno"]), None)
-        error = error or next((r["errno"] for r in reports.items if r["errno"]), None)
-    n = max(held, 1)
-    document = {
-        "schema_version": 1,  # sysprep/schemas/probe-connections.schema.json
-        "probe": "connections",
-        "target": args.count,
-        "held": held,
-        "accepted": sum(int(o["accepted"]) for o in outcome),
-        "stopped_by": stopped_by,
-        "errno": None if error is None else errno.errorcode.get(int(error), str(error)),
-        "server": args.server,
-        "workers": workers,
-        "sources": sources,
-        "client_processes": len(plan),
-        "create_seconds": round(seconds, 6),
-        "create_rate": round(held / seconds) if seconds > 0 else None,
-        "fds_per_connection": round((fds - fds_before) / n, 3) if workers == 1 else None,
-        "per_connection_bytes": {
-            "slab": (info["SUnreclaim"] - info_before["SUnreclaim"]) // n,
-            "mem_available": (info_before["MemAvailable"] - info["MemAvailable"]) // n,
-        },
-        "memory_floor": floor,
-    }
-    return document, 0 if held >= args.count else 1
+        run.release(mask)
+    document = run.report(outcome, run.seconds, (info_before, fds_before), after)
+    return document, 0 if document["held"] >= args.count else 1
 
 
 def _blame(
