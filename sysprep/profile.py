@@ -11,6 +11,7 @@ from typing import Any
 
 from sysprep.errors import BadInputError
 from sysprep.facts import PROBES
+from sysprep.settings import only_keys
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import parse_size
@@ -124,12 +125,12 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     where = str(path)
-    _only(where, "", data, _TOP_KEYS)
+    only_keys(where, "", data, _TOP_KEYS)
     description = data.get("description", "")
     if not isinstance(description, str):
         raise BadInputError(f"{where}: description must be a string")
     target = _table(where, "target", data)
-    _only(where, "target.", target, _TARGET_KEYS)
+    only_keys(where, "target.", target, _TARGET_KEYS)
     threads = target.get("threads")
     if not isinstance(threads, int) or isinstance(threads, bool) or threads <= 0:
         raise BadInputError(f"{where}: target.threads must be a whole number greater than zero")
@@ -144,13 +145,6 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
         raise BadInputError(f"{where}: probes must be an array of tables ([[probes]])")
     probes = tuple(_probe(where, i, entry, threads) for i, entry in enumerate(probes_data))
     return Profile(path.stem, path, description, threads, stack, wants, probes)
-
-
-def _only(where: str, prefix: str, data: dict[str, Any], allowed: frozenset[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            hint = f"; expected one of {', '.join(sorted(allowed))}"
-            raise BadInputError(f"{where}: unknown key '{prefix}{key}'{hint}")
 
 
 def _table(where: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +169,7 @@ def _probe(where: str, index: int, entry: object, threads: int) -> ProbeWant:
     key = f"probes[{index}]"
     if not isinstance(entry, dict):
         raise BadInputError(f"{where}: {key} must be a table")
-    _only(where, f"{key}.", entry, _PROBE_KEYS)
+    only_keys(where, f"{key}.", entry, _PROBE_KEYS)
     name = entry.get("name")
     if name not in PROBES:
         raise BadInputError(f"{where}: {key}.name must be one of {', '.join(sorted(PROBES))}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import NamedTuple
 
 from sysprep.errors import BadInputError
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.settings import Change
     from sysprep.snapshot import Snapshot
+
+
+_GONE = object()  # what _now reads of a setting whose owner is gone
 
 
 class RevertResult(NamedTuple):
@@ -41,16 +45,10 @@ def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> list[str
         raise ConflictError(f"refusing to revert: {drift[0]}{more}; --force restores it anyway")
     restored = []
     for change in reversed(changes):
-        setting = change.setting
-        try:
-            now = setting.read(host)
-        except FileNotFoundError:
-            if setting.vanishes:
-                continue
-            raise
-        if now != change.before:
-            setting.write(host, change.before)
-            restored.append(setting.key)
+        now = _now(host, change)
+        if now is not _GONE and now != change.before:
+            change.setting.write(host, change.before)
+            restored.append(change.setting.key)
     return restored
 
 
@@ -58,18 +56,21 @@ def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
     """Settings changed by someone else since apply: neither apply's value nor the original."""
     drift = []
     for change in changes:
-        setting = change.setting
-        try:
-            now = setting.read(host)
-        except FileNotFoundError:
-            if setting.vanishes:
-                continue
-            raise
-        if now not in (change.before, change.after):
-            drift.append(
-                f"{setting.key} is {setting.show(now)}, apply set {setting.show(change.after)}"
-            )
+        now = _now(host, change)
+        if now is not _GONE and now not in (change.before, change.after):
+            shown = change.setting.show
+            drift.append(f"{change.setting.key} is {shown(now)}, apply set {shown(change.after)}")
     return drift
+
+
+def _now(host: Host, change: Change) -> Any:  # noqa: ANN401 - each kind has its value type
+    """The setting's value now; _GONE when it vanished with its owner (an exited process)."""
+    try:
+        return change.setting.read(host)
+    except FileNotFoundError:
+        if change.setting.vanishes:
+            return _GONE
+        raise
 
 
 def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool) -> RevertResult:

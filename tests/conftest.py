@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +51,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if item.config.getoption("--require-root") or os.environ.get("CI") == "true":
             pytest.fail("needs root (--require-root)")
         pytest.skip("needs root")
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A temp directory uid 65534 can reach (pytest's own tmp_path is root-only)."""
+    directory = Path(tempfile.mkdtemp(prefix="sysprep-test-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
 
 
 @pytest.fixture(name="fake")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 
+from sysprep.errors import BadInputError
+
 if TYPE_CHECKING:
     from typing import ClassVar
     from typing import Protocol
@@ -77,6 +79,14 @@ if TYPE_CHECKING:
 
 
 AUTO = "auto"  # a profile value sized by the capacity model from the target
+
+
+def only_keys(where: str, prefix: str, table: dict[str, Any], allowed: frozenset[str]) -> None:
+    """BadInputError naming the first key of a profile's *table* that is not *allowed*."""
+    for key in table:
+        if key not in allowed:
+            hint = f"; expected one of {', '.join(sorted(allowed))}"
+            raise BadInputError(f"{where}: unknown key '{prefix}{key}'{hint}")
 
 
 class Action(str, Enum):

@@ -20,6 +20,7 @@ from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
 from sysprep.settings import Want
+from sysprep.settings import only_keys
 from sysprep.units import parse_size
 
 if TYPE_CHECKING:
@@ -150,12 +151,7 @@ class RlimitSetting:
             )
         rlimit = _PROFILE_NAMES[key]
         if isinstance(value, dict):
-            unknown = set(value) - {"soft", "hard"}
-            if unknown:
-                raise BadInputError(
-                    f"{where}: unknown key 'rlimits.{key}.{min(unknown)}';"
-                    " expected one of hard, soft"
-                )
+            only_keys(where, f"rlimits.{key}.", value, frozenset({"soft", "hard"}))
             soft, hard = value.get("soft"), value.get("hard", value.get("soft"))
         else:
             soft = hard = value

@@ -15,6 +15,7 @@ from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
 from sysprep.settings import Want
+from sysprep.settings import only_keys
 
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
@@ -105,12 +106,7 @@ class SysctlSetting:
             raise BadInputError(f"{where}: sysctl {name!r} does not exist on this kernel")
         exact = False
         if isinstance(value, dict):
-            unknown = set(value) - {"value", "exact"}
-            if unknown:
-                raise BadInputError(
-                    f"{where}: unknown key 'sysctl.{name}.{min(unknown)}';"
-                    " expected one of exact, value"
-                )
+            only_keys(where, f"sysctl.{name}.", value, frozenset({"value", "exact"}))
             exact = value.get("exact", False)
             if not isinstance(exact, bool):
                 raise BadInputError(f"{where}: sysctl {name!r}: exact must be true or false")

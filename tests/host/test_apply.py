@@ -9,11 +9,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,7 +23,7 @@ from tests.conftest import write_sysctl
 from tests.nobody import run_as_nobody
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.root
 
@@ -80,17 +77,6 @@ class Tree:
 @pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path)
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A temp directory uid 65534 can reach, as it can reach /var/lib (tmp_path it cannot)."""
-    path = Path(tempfile.mkdtemp(prefix="sysprep-test-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def cli(tree: Tree, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -326,10 +312,10 @@ class TestFailures:
             assert "run it as root" in completed.stderr
         assert tree.state() == start
 
-    def test_after_apply_a_normal_user_still_checks(self, shared_tmp: Path) -> None:
+    def test_after_apply_a_normal_user_still_checks(self, world_readable_dir: Path) -> None:
         """Regression: after an apply made the state directory root's (0700), uid 65534's
         check still works, apply, revert and snapshots exit 3, and none says "not readable"."""
-        tree = Tree(shared_tmp)
+        tree = Tree(world_readable_dir)
         applied = tree.sysprep("apply", "million-threads", "--no-probe")
         assert applied.returncode == ExitCode.OK, applied.stderr
         assert tree.state_dir.stat().st_mode & 0o777 == 0o700

@@ -260,17 +260,6 @@ def test_unreadable_pid_needs_root() -> None:
     ]
 
 
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A temp directory uid 65534 can reach (pytest's own tmp_path is root-only)."""
-    directory = Path(tempfile.mkdtemp(prefix="sysprep-fake-"))
-    directory.chmod(0o755)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory)
-
-
 def test_unreadable_file_is_unknown_for_non_root(world_readable_dir: Path) -> None:
     """EACCES on a limit's file (as uid 65534) makes that limit unknown, never a pass."""
     fake = FakeHost(world_readable_dir / "host")
