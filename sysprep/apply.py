@@ -81,7 +81,7 @@ def apply(
         try:
             _make(host, snapshot.changes)
             if run_probes:
-                result.probes = _run_probes(profile)
+                result.probes = _run_probes(host, profile)
         except (OSError, SysprepError, KeyboardInterrupt) as error:
             restore(host, snapshot.changes, force=True)
             snapshot.state = ROLLED_BACK
@@ -104,15 +104,14 @@ def _make(host: Host, changes: tuple[Change, ...]) -> None:
         _fault(f"after-write-{number}")
 
 
-def _run_probes(profile: Profile) -> list[ProbeResult]:
+def _run_probes(host: Host, profile: Profile) -> list[ProbeResult]:
+    from sysprep.probe_runner import probe_request
     from sysprep.probe_runner import run_probe
 
     results = []
     for want in profile.probes:
-        args = ["--count", str(want.count)]
-        if want.stack is not None:
-            args += ["--stack", str(want.stack)]
-        result = run_probe(want.name, args)
+        request = probe_request(host, want.name, count=want.count, stack=want.stack)
+        result = run_probe(want.name, request.args)
         _fault("during-probe")
         results.append(result)
         if not result.reached:

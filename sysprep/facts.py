@@ -125,6 +125,7 @@ class Probe(NamedTuple):
     holds: str  # plural: "threads"
     one: str  # singular: "thread"
     stops: frozenset[str]
+    options: tuple[str, ...] = ()  # what it takes besides --count: "stack", "mode", ...
 
 
 # stopped_by values that are not limits check reports.
@@ -151,6 +152,7 @@ PROBES: dict[str, Probe] = {
                     "unknown",
                 }
             ),
+            ("stack", "mode"),
         ),
         Probe(
             "maps",
@@ -172,6 +174,7 @@ PROBES: dict[str, Probe] = {
                     "unknown",
                 }
             ),
+            ("server", "sources"),
         ),
     )
 }

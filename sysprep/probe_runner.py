@@ -86,11 +86,11 @@ def probe_request(
     if not host.is_live:
         raise BadInputError("probes start real threads; they cannot run against --root")
     count = count or _default_count(host, name, stack)
+    given = {"stack": stack, "mode": mode, "server": server, "sources": sources}
     args = ["--count", str(count)]
-    if name == "threads":
-        args += ["--mode", mode, *(["--stack", str(stack)] if stack else [])]
-    if name == "connections":
-        args += ["--server", server, *(["--sources", str(sources)] if sources else [])]
+    for option in PROBES[name].options:
+        if given[option] is not None:
+            args += [f"--{option}", str(given[option])]
     return ProbeRequest(name, count, args)
 
 

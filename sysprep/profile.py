@@ -176,5 +176,7 @@ def _probe(where: str, index: int, entry: object, threads: int) -> ProbeWant:
     count = entry.get("count", threads)
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise BadInputError(f"{where}: {key}.count must be a whole number greater than zero")
+    if "stack" in entry and "stack" not in PROBES[name].options:
+        raise BadInputError(f"{where}: {key}.stack: the {name} probe takes no stack size")
     stack = _size(where, f"{key}.stack", entry["stack"]) if "stack" in entry else None
     return ProbeWant(name, count, stack)

@@ -62,6 +62,11 @@ BAD_PROFILES = [
     ("probes not a list", 'probes = "threads"\n' + MINIMAL, "array of tables"),
     ("unknown probe", MINIMAL + '[[probes]]\nname = "forks"\n', "probes[0].name"),
     ("zero probe count", MINIMAL + '[[probes]]\nname = "threads"\ncount = 0\n', "probes[0].count"),
+    (
+        "stack for the maps probe",
+        MINIMAL + '[[probes]]\nname = "maps"\nstack = "64K"\n',
+        "the maps probe takes no stack size",
+    ),
     ("extends a missing profile", 'extends = "nope"\n' + MINIMAL, "no profile named 'nope'"),
     ("extends not a name", "extends = 5\n" + MINIMAL, "extends must be"),
     ("description not text", "description = 5\n" + MINIMAL, "description must be"),
