@@ -19,7 +19,9 @@ from sysprep.procfs import find_v1
 from sysprep.procfs import fsync_dir
 from sysprep.procfs import parse_cgroup
 from sysprep.procfs import parse_limits
+from sysprep.procfs import parse_meminfo
 from sysprep.procfs import parse_mountinfo
+from sysprep.procfs import parse_status
 from sysprep.procfs import summarize_maps
 from sysprep.procfs import with_limits_row
 from sysprep.procfs import write_atomic
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
 _DOTS_TO_SLASHES = str.maketrans("./", "/.")
+_ADDRESS_BITS = re.compile(r"^address sizes.*?(\d+) bits virtual", re.MULTILINE)
 _SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
 
 
@@ -133,13 +136,7 @@ class Host:
 
     def meminfo(self) -> dict[str, int]:
         """/proc/meminfo in bytes ("kB" there means KiB)."""
-        info: dict[str, int] = {}
-        for line in self.read("proc/meminfo").splitlines():
-            name, _, rest = line.partition(":")
-            fields = rest.split()
-            if fields:
-                info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
-        return info
+        return parse_meminfo(self.read("proc/meminfo"))
 
     def tasks_total(self) -> int:
         """Every task with a pid, kernel threads included: 4th field of /proc/loadavg ("2/78")."""
@@ -177,11 +174,8 @@ class Host:
 
     def virtual_address_bits(self) -> int | None:
         """Virtual address bits from /proc/cpuinfo ("address sizes : ..., 48 bits virtual")."""
-        for line in self.read("proc/cpuinfo").splitlines():
-            if line.startswith("address sizes"):
-                match = re.search(r"(\d+) bits virtual", line)
-                return int(match[1]) if match else None
-        return None
+        match = _ADDRESS_BITS.search(self.read("proc/cpuinfo"))
+        return int(match[1]) if match else None
 
     def slab_object_size(self, cache: str) -> int:
         """Bytes per object of a slab cache (SLUB's /sys/kernel/slab/CACHE/slab_size)."""
@@ -211,11 +205,7 @@ class Host:
 
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""
-        result: dict[str, str] = {}
-        for line in self.read(f"proc/{pid}/status").splitlines():
-            name, _, value = line.partition(":")
-            result[name] = value.strip()
-        return result
+        return parse_status(self.read(f"proc/{pid}/status"))
 
     def pids_taken(self, low: int, high: int) -> int:
         """Pid numbers in [low, high) that a task holds.
@@ -262,17 +252,14 @@ class Host:
             if self.is_live:
                 resource.prlimit(pid, RLIMITS[name].resource, (soft, hard))
             else:
-                self._rewrite_limits_row(pid, name, limits)
+                path = self.path(f"proc/{pid}/limits")
+                path.write_text(with_limits_row(path.read_text(), name, limits))
         except PermissionError as error:
             what = f"prlimit {name}={soft}:{hard} of pid {pid}"
             raise OSError(error.errno, f"{what}: {error.strerror}") from None
         now = self.rlimit(pid, name)
         if now != (soft, hard):
             raise OSError(0, f"{name} of pid {pid} reads back {now} after setting {limits}")
-
-    def _rewrite_limits_row(self, pid: int, name: str, limits: tuple[int, int]) -> None:
-        path = self.path(f"proc/{pid}/limits")
-        path.write_text(with_limits_row(path.read_text(), name, limits))
 
     def rlimits(self, pid: int | str) -> dict[str, tuple[int | None, int | None]]:
         """Soft and hard limits from /proc/PID/limits; None is unlimited.

@@ -45,6 +45,26 @@ class MapsSummary(NamedTuple):
     highest_end: int  # end of the highest mapping, near the top of user space
 
 
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo in bytes ("kB" there means KiB); counts (HugePages_*) as they are."""
+    info: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields:
+            info[name] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
+    return info
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """/proc/PID/status as name → raw value."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        result[name] = value.strip()
+    return result
+
+
 def parse_limits(text: str) -> dict[str, tuple[int | None, int | None]]:
     """/proc/PID/limits as name → (soft, hard); None is unlimited."""
     result: dict[str, tuple[int | None, int | None]] = {}
