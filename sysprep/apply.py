@@ -7,6 +7,7 @@ import signal
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
+from typing import Any
 
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
@@ -22,14 +23,18 @@ from sysprep.snapshot import locked
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from types import FrameType
 
     from sysprep.host import Host
     from sysprep.probe_runner import ProbeResult
     from sysprep.profile import Profile
     from sysprep.settings import Change
 
-# Fault injection for the crash tests: SIGKILL ourselves at the named step.
+# Fault injection for the crash tests: SIGKILL ourselves at the named step, or send
+# ourselves a signal there (SYSPREP_TEST_SIGNAL_AT=step:SIGTERM).
 _KILL_AT = "SYSPREP_TEST_KILL_AT"
+_SIGNAL_AT = "SYSPREP_TEST_SIGNAL_AT"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ApplyFailedError(SysprepError):
@@ -69,32 +74,86 @@ def apply(
     host.require_writable("apply")
     if run_probes and profile.probes and not host.is_live:
         raise BadInputError("probes start real threads: apply to --root needs --no-probe")
-    with locked(state_dir):
+    with locked(state_dir), _StopSignals() as signals:
         _fault("after-lock")
         result = ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=False)
         if not result.changed:
             return result
         snapshot = Snapshot.new(profile.name, host, result.plan.to_make)
-        snapshot.save(state_dir)
         result.snapshot = snapshot
-        _fault("after-snapshot")
         try:
+            snapshot.save(state_dir)
+            _fault("after-snapshot")
             _make(host, snapshot.changes)
             if run_probes:
                 result.probes = _run_probes(host, profile)
-        except (OSError, SysprepError, KeyboardInterrupt) as error:
-            restore(host, snapshot.changes, force=True)
-            snapshot.state = ROLLED_BACK
+            signals.defer()  # from here on the apply is complete: a signal no longer undoes it
+            snapshot.state = APPLIED
             snapshot.save(state_dir)
-            if isinstance(error, KeyboardInterrupt):
-                raise StoppedError("interrupted: apply rolled back every change") from None
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise ApplyFailedError(
-                f"apply {profile.name} failed: {reason}; rolled back every change"
-            ) from None
-        snapshot.state = APPLIED
-        snapshot.save(state_dir)
-        return result
+        except BaseException as error:
+            signals.defer()  # nothing may stop the rollback half-way
+            _roll_back(host, snapshot, state_dir, error)
+            raise
+    if signals.arrived is not None:
+        raise StoppedError(
+            f"interrupted ({signals.arrived.name}) after apply {profile.name} completed: the"
+            f" changes stay (snapshot {snapshot.id}); `sysprep revert` undoes them"
+        )
+    return result
+
+
+def _roll_back(host: Host, snapshot: Snapshot, state_dir: Path, error: BaseException) -> None:
+    """Undo every change of a failed apply, then raise what the operator should read.
+
+    The snapshot becomes rolled-back, or stays applying when a setting could not be put
+    back (`sysprep revert` then finishes). An unexpected exception is re-raised as it is,
+    after the rollback: a bug, but not a half-changed host.
+    """
+    undone = restore(host, snapshot.changes, force=True)
+    if not undone.failed:
+        snapshot.state = ROLLED_BACK
+    snapshot.save(state_dir)
+    outcome = "rolled back every change"
+    if undone.failed:
+        left = "; ".join(f"{key}: {reason}" for key, reason in undone.failed)
+        outcome = f"rolled back all but {left}; `sysprep revert` retries them"
+    if isinstance(error, KeyboardInterrupt):
+        raise StoppedError(f"interrupted: apply {outcome}") from None
+    if isinstance(error, (OSError, SysprepError)):
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ApplyFailedError(f"apply {snapshot.profile} failed: {reason}; {outcome}") from None
+
+
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP during apply are errors: each raises KeyboardInterrupt.
+
+    That rolls back every change. After defer(), a signal is only noted (arrived).
+    """
+
+    def __init__(self) -> None:
+        self.arrived: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _StopSignals:  # noqa: PYI034 - typing.Self is Python 3.11+
+        for signum in _STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._interrupt)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def defer(self) -> None:
+        """From now on a stop signal is noted, not raised."""
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._note)
+
+    def _interrupt(self, signum: int, _frame: FrameType | None) -> None:
+        self.arrived = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        self.arrived = signal.Signals(signum)
 
 
 def _make(host: Host, changes: tuple[Change, ...]) -> None:
@@ -125,3 +184,6 @@ def _run_probes(host: Host, profile: Profile) -> list[ProbeResult]:
 def _fault(step: str) -> None:
     if os.environ.get(_KILL_AT) == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    at, _, name = os.environ.get(_SIGNAL_AT, "").partition(":")
+    if at == step:
+        os.kill(os.getpid(), signal.Signals[name])

@@ -6,10 +6,11 @@ import math
 from typing import TYPE_CHECKING
 
 from sysprep.errors import BadInputError
+from sysprep.errors import ExitCode
+from sysprep.errors import SysprepError
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Target
 from sysprep.limits.base import ThreadCost
-from sysprep.probe_runner import ProbeError
 from sysprep.probe_runner import run_probe
 
 if TYPE_CHECKING:
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 
 # Enough threads to drown the noise of other kernel activity; ~0.15 s and ~70 MiB.
 CALIBRATION_THREADS = 2000
+
+
+class CalibrationError(SysprepError):
+    """The calibration threads could not all be held: a limit binds before 2,000."""
+
+    exit_code = ExitCode.NOT_READY
 
 
 def calibrate_cost(host: Host, target: Target) -> ThreadCost:
@@ -27,7 +34,7 @@ def calibrate_cost(host: Host, target: Target) -> ThreadCost:
     result = run_probe("threads", ["--count", str(CALIBRATION_THREADS), "--stack", str(stack)])
     if not result.reached:
         reason = result.document.get("stopped_by") or "unknown"
-        raise ProbeError(
+        raise CalibrationError(
             f"calibration could not hold {CALIBRATION_THREADS} threads (stopped by {reason});"
             " run check without --calibrate to see which limit binds"
         )

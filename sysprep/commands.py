@@ -98,11 +98,13 @@ def check(
 
     result = run_check(
         ctx.obj.host,
-        threads=parse_count(threads, what="thread count") if threads else None,
+        threads=None if threads is None else parse_count(threads, what="thread count"),
         stack=_stack_option(stack),
         pid=pid,
         profile=profile,
-        connections=parse_count(connections, what="connection count") if connections else None,
+        connections=(
+            None if connections is None else parse_count(connections, what="connection count")
+        ),
         sources=sources,
         calibrate=calibrate,
         with_links=as_json,
@@ -159,7 +161,7 @@ def probe(
     request = probe_request(
         ctx.obj.host,
         name,
-        count=parse_count(count, what="count") if count else None,
+        count=None if count is None else parse_count(count, what="count"),
         stack=_stack_option(stack),
         mode=mode,
         server=server,
@@ -248,7 +250,8 @@ def revert(
     """Put back exactly what the last apply (or SNAPSHOT) changed, newest change first.
 
     Refuses, naming the key, when someone changed a value after the apply, unless --force.
-    Exit status: 0 reverted, 2 no such snapshot, 3 needs root, 4 drift or lock held.
+    Exit status: 0 reverted, 1 a setting could not be restored (each named; the rest are),
+    2 no such snapshot, 3 needs root, 4 drift or lock held.
 
     Example: sudo sysprep revert
     """
@@ -263,7 +266,7 @@ def revert(
         print_json(revert_document(result))
     else:
         print_revert(result)
-    return ExitCode.OK
+    return ExitCode.NOT_READY if result.failed else ExitCode.OK
 
 
 def snapshots(

@@ -89,13 +89,18 @@ RLIM_INFINITY = resource.RLIM_INFINITY
 THREADS_MAX_LIMIT = 0x3FFFFFFF
 # PID_MAX_LIMIT on 64-bit (include/linux/threads.h).
 PID_MAX_LIMIT = 4 * 1024 * 1024
+# sysctl_nr_open_max on 64-bit (fs/file.c): no RLIMIT_NOFILE can pass it.
+NR_OPEN_MAX = 2147483584
 # Bounds the kernel enforces on writes (proc_dointvec_minmax), checked before anything is
 # written; the capacity model never asks for more.
 SYSCTL_BOUNDS: dict[str, tuple[int, int]] = {
     "kernel.threads-max": (1, THREADS_MAX_LIMIT),
     "kernel.pid_max": (301, PID_MAX_LIMIT),
     "vm.max_map_count": (0, 2**31 - 1),
+    "fs.nr_open": (64, NR_OPEN_MAX),  # BITS_PER_LONG at least
 }
+# The sysctls the capacity model sizes from a target ("auto" in a profile).
+AUTO_SYSCTLS = ("kernel.threads-max", "kernel.pid_max", "vm.max_map_count")
 
 
 class OwnedFile(NamedTuple):
@@ -126,6 +131,7 @@ class Probe(NamedTuple):
     one: str  # singular: "thread"
     stops: frozenset[str]
     options: tuple[str, ...] = ()  # what it takes besides --count: "stack", "mode", ...
+    max_count: int = 2**31 - 1  # the most any host could hold (a bound for --count)
 
 
 # stopped_by values that are not limits check reports.
@@ -153,6 +159,7 @@ PROBES: dict[str, Probe] = {
                 }
             ),
             ("stack", "mode"),
+            THREADS_MAX_LIMIT,
         ),
         Probe(
             "maps",
@@ -175,6 +182,7 @@ PROBES: dict[str, Probe] = {
                 }
             ),
             ("server", "sources"),
+            2**30,  # fs.nr_open's own maximum, per server process
         ),
     )
 }

@@ -12,6 +12,7 @@ from typing import cast
 
 from sysprep.capacity import check
 from sysprep.errors import BadInputError
+from sysprep.facts import AUTO_SYSCTLS
 from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
@@ -69,9 +70,15 @@ def build_plan(
     warnings = []
     if persist:
         persisted = [(c.setting, c.after) for c in sysctls if c.changes]
-        persisted += [(w.setting, w.value) for w in rlimits]
+        logins = [_login_change(want, host) for want in rlimits]
+        persisted += [(c.setting, c.after) for c in logins if c.changes]
         files = owned_files(profile.name, persisted, host)
         warnings = later_overrides(host, {c.setting.key for c in sysctls if c.changes})
+        if any(c.changes for c in logins):
+            warnings.append(
+                "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"
+                " their limits; systemd services read only the systemd drop-in"
+            )
     processes: tuple[Change, ...] = ()
     if pid is not None:
         processes = tuple(_rlimit_change(want, pid, host) for want in rlimits)
@@ -98,6 +105,15 @@ def _sysctl_change(want: Want, host: Host, needed: dict[str, int]) -> Change:
     return setting.change(before, wanted, exact=want.exact, minimum=minimum)
 
 
+def _login_change(want: Want, host: Host) -> Change:
+    """An rlimit for the logins and services started later, against this process's own.
+
+    Raise-only, so a profile never lowers a host's larger default (nproc 96,365 here).
+    """
+    setting = cast("RlimitSetting", want.setting)
+    return setting.change(setting.read(host), want.value)
+
+
 def _rlimit_change(want: Want, pid: int, host: Host) -> Change:
     setting = RlimitSetting(want.setting.key, pid)
     try:
@@ -108,12 +124,22 @@ def _rlimit_change(want: Want, pid: int, host: Host) -> Change:
 
 
 def _auto_values(profile: Profile, host: Host) -> dict[str, int]:
-    """The values check reports as "needed" for the profile's target, within kernel bounds."""
+    """The values check reports as "needed" for the profile's target.
+
+    BadInputError when one is past what the kernel accepts: never a silent clamp.
+    """
     result = check(host, Target(threads=profile.threads, stack_bytes=profile.stack))
     values = {}
     for reading in result.readings:
-        if reading.name in SYSCTL_BOUNDS:
+        if reading.name in AUTO_SYSCTLS:
             if reading.status is Status.UNKNOWN or reading.needed is None:
                 raise BadInputError(f'cannot size {reading.name} ("auto"): {reading.note}')
-            values[reading.name] = min(reading.needed, SYSCTL_BOUNDS[reading.name][1])
+            highest = SYSCTL_BOUNDS[reading.name][1]
+            if reading.needed > highest:
+                raise BadInputError(
+                    f"{profile.path}: target.threads = {profile.threads:,} needs"
+                    f" {reading.name} = {reading.needed:,}, above the kernel's maximum"
+                    f" {highest:,}; lower target.threads"
+                )
+            values[reading.name] = reading.needed
     return values

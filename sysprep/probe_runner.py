@@ -85,6 +85,9 @@ def probe_request(
         raise BadInputError(f"invalid sources {sources}: at least 1")
     if not host.is_live:
         raise BadInputError("probes start real threads; they cannot run against --root")
+    most = PROBES[name].max_count
+    if count is not None and count > most:
+        raise BadInputError(f"invalid count {count:,}: the {name} probe can hold at most {most:,}")
     count = count or _default_count(host, name, stack)
     given = {"stack": stack, "mode": mode, "server": server, "sources": sources}
     args = ["--count", str(count)]

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
+from sysprep.errors import SysprepError
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import APPLYING
 from sysprep.snapshot import REVERTED
@@ -22,41 +23,63 @@ if TYPE_CHECKING:
     from sysprep.settings import Change
     from sysprep.snapshot import Snapshot
 
+_GONE = object()  # what _now reads of a setting that no longer exists
 
-_GONE = object()  # what _now reads of a setting whose owner is gone
+
+class Restored(NamedTuple):
+    """What a restore put back, and each setting it could not, with the reason."""
+
+    restored: list[str]
+    failed: list[tuple[str, str]]
 
 
 class RevertResult(NamedTuple):
-    """The snapshot reverted, and the settings it put back (those still changed)."""
+    """The snapshot reverted, the settings it put back, and those it could not."""
 
     snapshot: Snapshot
     restored: list[str]
+    failed: list[tuple[str, str]]
 
 
-def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> list[str]:
+def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored:
     """Put back each change's "before", newest first; ConflictError on drift unless force.
 
-    A value still at "before" was never changed (a crash before that step) and is skipped;
-    so is a setting gone with its owner (the rlimits of a process that exited).
+    Every setting that can be restored is, whatever fails before it: a sysctl that vanished
+    (its interface removed, its module unloaded) or a value the kernel now refuses is
+    reported with its reason. A value still at "before" was never changed (a crash before
+    that step) and is skipped; so is a setting gone with its owner (an exited process).
     """
     drift = _drift(host, changes)
     if drift and not force:
         more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
         raise ConflictError(f"refusing to revert: {drift[0]}{more}; --force restores it anyway")
-    restored = []
+    restored: list[str] = []
+    failed: list[tuple[str, str]] = []
     for change in reversed(changes):
-        now = _now(host, change)
-        if now is not _GONE and now != change.before:
-            change.setting.write(host, change.before)
-            restored.append(change.setting.key)
-    return restored
+        setting = change.setting
+        try:
+            now = _now(host, change)
+            if now is _GONE:
+                if not setting.vanishes:
+                    failed.append((setting.key, "it no longer exists"))
+                continue
+            if now != change.before:
+                setting.write(host, change.before)
+                restored.append(setting.key)
+        except (OSError, SysprepError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            failed.append((setting.key, str(reason)))
+    return Restored(restored, failed)
 
 
 def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
     """Settings changed by someone else since apply: neither apply's value nor the original."""
     drift = []
     for change in changes:
-        now = _now(host, change)
+        try:
+            now = _now(host, change)
+        except OSError:
+            continue  # restore reports it
         if now is not _GONE and now not in (change.before, change.after):
             shown = change.setting.show
             drift.append(f"{change.setting.key} is {shown(now)}, apply set {shown(change.after)}")
@@ -64,17 +87,19 @@ def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
 
 
 def _now(host: Host, change: Change) -> Any:  # noqa: ANN401 - each kind has its value type
-    """The setting's value now; _GONE when it vanished with its owner (an exited process)."""
+    """The setting's value now; _GONE when it no longer exists (or its owner is gone)."""
     try:
         return change.setting.read(host)
     except FileNotFoundError:
-        if change.setting.vanishes:
-            return _GONE
-        raise
+        return _GONE
 
 
 def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool) -> RevertResult:
-    """Undo the last apply (or *snapshot_id*): values and files back, byte for byte."""
+    """Undo the last apply (or *snapshot_id*): values and files back, byte for byte.
+
+    A snapshot with settings it could not restore stays as it was, so that a second revert
+    (once the cause is mended) finishes the job.
+    """
     host.require_writable("revert")
     if not (state_dir / "snapshots").is_dir():  # never applied here: create nothing
         if snapshot_id is not None:
@@ -93,7 +118,8 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
             chosen = pending[-1]
         if chosen.state in (REVERTED, ROLLED_BACK):
             raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")
-        restored = restore(host, chosen.changes, force=force)
-        chosen.state = REVERTED
-        chosen.save(state_dir)
-        return RevertResult(chosen, restored)
+        done = restore(host, chosen.changes, force=force)
+        if not done.failed:
+            chosen.state = REVERTED
+            chosen.save(state_dir)
+        return RevertResult(chosen, done.restored, done.failed)

@@ -32,7 +32,8 @@ def parse_size(text: str) -> int:
 def parse_count(text: str, *, what: str) -> int:
     """A positive count, accepting "1000000", "1_000_000" and "1,000,000"."""
     cleaned = text.strip().replace("_", "").replace(",", "")
-    if not cleaned.isdigit() or int(cleaned) <= 0:
+    # isdigit() alone takes "²" and other Unicode digits, which int() refuses.
+    if not (cleaned.isascii() and cleaned.isdigit()) or int(cleaned) <= 0:
         raise BadInputError(f"invalid {what} {text!r}: must be a whole number greater than zero")
     return int(cleaned)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -54,6 +55,11 @@ def print_apply(result: ApplyResult) -> None:
         action = c.action.value if c.changes else "keep (already enough)"
         table.add_row(setting.key, setting.show(c.before), wanted, action)
     console.print(table)
+    for c in plan.to_make:
+        if isinstance(c.after, bytes):  # an owned file: the exact lines it will hold
+            console.print(f"{c.setting.key}:")
+            for line in c.after.decode().splitlines():
+                console.print(f"  {line}", markup=False, soft_wrap=True)
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     if not result.changed:
@@ -73,19 +79,31 @@ def print_apply(result: ApplyResult) -> None:
 
 
 def revert_document(result: RevertResult) -> dict[str, Any]:
-    """The `revert --json` document."""
+    """The `revert --json` document; "failed" lists what could not be put back, and why."""
     return {
         "schema_version": SCHEMA_VERSION,
         "snapshot": result.snapshot.id,
         "profile": result.snapshot.profile,
         "restored": result.restored,
+        "failed": [{"key": key, "reason": reason} for key, reason in result.failed],
     }
 
 
 def print_revert(result: RevertResult) -> None:
-    """One line: which snapshot, and what was put back."""
+    """What was put back; on stderr, each setting that could not be, with the reason."""
     what = ", ".join(result.restored) if result.restored else "nothing was still changed"
-    print(f"reverted {result.snapshot.profile} (snapshot {result.snapshot.id}): {what}")
+    snapshot = result.snapshot
+    if not result.failed:
+        print(f"reverted {snapshot.profile} (snapshot {snapshot.id}): {what}")
+        return
+    print(f"partly reverted {snapshot.profile} (snapshot {snapshot.id}): {what}")
+    for key, reason in result.failed:
+        print(f"sysprep: could not restore {key}: {reason}", file=sys.stderr)
+    print(
+        f"sysprep: snapshot {snapshot.id} stays {snapshot.state}: mend the cause, then run"
+        " `sysprep revert` again",
+        file=sys.stderr,
+    )
 
 
 def print_snapshots(

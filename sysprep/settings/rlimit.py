@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from sysprep.errors import BadInputError
 from sysprep.facts import LIMITS_FILE
+from sysprep.facts import NR_OPEN_MAX
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import RLIMITS
 from sysprep.facts import SYSTEMD_FILE
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 _PROFILE_NAMES = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
 # The rlimits a profile may set.
 PROFILE_RLIMITS = ("stack", "nproc", "nofile", "as")
+
+# The smallest values that leave a process working: a stack below PTHREAD_STACK_MIN breaks
+# glibc's own threads, and a zero count or size nothing can run under.
+_LOWEST = {"RLIMIT_STACK": 16384}
 
 Limits = tuple[int, int]  # (soft, hard) as getrlimit(2) says them; RLIM_INFINITY: unlimited
 
@@ -156,6 +161,13 @@ class RlimitSetting:
         else:
             soft = hard = value
         parsed = tuple(_limit_value(where, f"rlimits.{key}", v, rlimit) for v in (soft, hard))
+        highest = _highest(rlimit)
+        for number in parsed:
+            if number != RLIM_INFINITY and not _LOWEST.get(rlimit.name, 1) <= number <= highest:
+                raise BadInputError(
+                    f"{where}: rlimits.{key} = {number} is out of range"
+                    f" [{_LOWEST.get(rlimit.name, 1)}, {highest}]"
+                )
         if parsed[1] != RLIM_INFINITY and (parsed[0] == RLIM_INFINITY or parsed[0] > parsed[1]):
             raise BadInputError(
                 f"{where}: rlimits.{key}: soft {_shown(parsed[0])} is above hard"
@@ -164,10 +176,23 @@ class RlimitSetting:
         return Want(cls(rlimit.name), parsed)
 
     def change(self, before: Limits, wanted: Limits) -> Change:
-        """Raise-only, soft and hard each: a higher (or unlimited) value is kept."""
-        after = tuple(_higher(now, asked) for now, asked in zip(before, wanted, strict=True))
-        action = Action.KEEP if after == before else Action.RAISE
-        return Change(self, before, after, action, wanted)
+        """Raise-only, soft and hard each: a higher (or unlimited) value is kept.
+
+        Except the soft stack of processes started later: a default size, not a ceiling,
+        so it is set as asked (within the hard limit). A running process's is only raised:
+        glibc read it at start-up, and lowering it under a grown main stack would crash it.
+        """
+        after = [_higher(now, asked) for now, asked in zip(before, wanted, strict=True)]
+        if self.pid is None and self.name == "RLIMIT_STACK":
+            after[0] = wanted[0] if after[1] == RLIM_INFINITY else min(wanted[0], after[1])
+        raised = all(_higher(b, a) == a for b, a in zip(before, after, strict=True))
+        action = Action.KEEP if tuple(after) == before else Action.RAISE if raised else Action.SET
+        return Change(self, before, (after[0], after[1]), action, wanted)
+
+
+def _highest(rlimit: Rlimit) -> int:
+    """The largest finite value: for nofile what fs.nr_open can ever be, else 2^63 - 1."""
+    return NR_OPEN_MAX if rlimit.name == "RLIMIT_NOFILE" else 2**63 - 1
 
 
 def _higher(now: int, wanted: int) -> int:

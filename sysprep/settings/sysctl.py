@@ -8,6 +8,7 @@ from typing import Any
 from typing import ClassVar
 
 from sysprep.errors import BadInputError
+from sysprep.facts import AUTO_SYSCTLS
 from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.facts import SYSCTL_FILE
 from sysprep.settings import AUTO
@@ -112,13 +113,15 @@ class SysctlSetting:
                 raise BadInputError(f"{where}: sysctl {name!r}: exact must be true or false")
             value = value.get("value")
         if value == AUTO:
-            if name not in SYSCTL_BOUNDS:
+            if name not in AUTO_SYSCTLS:
                 raise BadInputError(
-                    f'{where}: sysctl {name!r}: "auto" is only for {", ".join(SYSCTL_BOUNDS)}'
+                    f'{where}: sysctl {name!r}: "auto" is only for {", ".join(AUTO_SYSCTLS)}'
                 )
             return Want(setting, AUTO, exact)
+        if isinstance(value, str) and len(value.split()) == 1 and _is_integer(value.strip()):
+            value = int(value)  # "65000" is 65000: bounds and raise-only apply to it too
         if isinstance(value, str):  # several numbers, e.g. ip_local_port_range "1024 65535"
-            if not value.split() or not all(p.lstrip("-").isdigit() for p in value.split()):
+            if not value.split() or not all(_is_integer(part) for part in value.split()):
                 raise BadInputError(
                     f'{where}: sysctl {name!r} must be a whole number, "auto" or numbers'
                     f' such as "1024 65535", not {value!r}'
@@ -153,3 +156,7 @@ class SysctlSetting:
             )
         after = before if action is Action.KEEP else str(wanted)
         return Change(self, before, after, action, wanted)
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("-").isdigit() and text.count("-") <= 1 and text.isascii()

@@ -189,12 +189,9 @@ class TestApplyRevert:
             tree, capsys, "apply", "elasticsearch", "--persist", "--dry-run", "--json"
         )
         assert code == ExitCode.OK
-        assert json.loads(out)["warnings"] == [
-            (
-                "/etc/sysctl.d/99-vendor.conf sets vm.max_map_count"
-                " after /etc/sysctl.d/90-sysprep.conf"
-            )
-        ]
+        vendor, ours = "/etc/sysctl.d/99-vendor.conf", "/etc/sysctl.d/90-sysprep.conf"
+        first = json.loads(out)["warnings"][0]
+        assert first == f"{vendor} sets vm.max_map_count after {ours}"
 
     def test_pid_rlimits_are_set_and_restored(
         self, tree: Tree, capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -102,10 +102,25 @@ class TestPlan:
         plan = build_plan(load("elasticsearch", host), host, persist=True)
         files = {c.setting.key: c for c in plan.of(FileSetting)}
         assert files["/etc/sysctl.d/90-sysprep.conf"].action is Action.CREATE
-        assert b"* hard nofile 65535\n" in files["/etc/security/limits.d/90-sysprep.conf"].after
-        assert b"DefaultLimitNOFILE=65535:65535\n" in (
+        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.decode().splitlines()
+        # The host's hard nofile (524288) is above the profile's: raise-only keeps it.
+        assert limits[1:] == ["* soft nofile 65535", "* hard nofile 524288"]
+        assert b"DefaultLimitNOFILE=65535:524288\n" in (
             files["/etc/systemd/system.conf.d/90-sysprep.conf"].after
         )
+
+    def test_persisted_rlimits_never_lower_the_hosts(self, fake: FakeHost, host: Host) -> None:
+        """Regression: elasticsearch's nproc 4096 was persisted as `* hard nproc 4096`, below
+        this host's 96,365 for every login; now an rlimit the host already beats is left out."""
+        plan = build_plan(load("elasticsearch", host), host, persist=True)
+        files = {c.setting.key: c for c in plan.of(FileSetting)}
+        assert b"nproc" not in files["/etc/security/limits.d/90-sysprep.conf"].after
+        fake.set_limits(RLIMIT_NPROC=(1000, 2000))
+        plan = build_plan(load("elasticsearch", host), host, persist=True)
+        files = {c.setting.key: c for c in plan.of(FileSetting)}
+        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.decode()
+        assert "* soft nproc 4096\n* hard nproc 4096\n" in limits
+        assert "limits.d's '*' lines do not apply to root" in plan.warnings[-1]
 
 
 class TestApplyRevert:
