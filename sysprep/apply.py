@@ -30,10 +30,9 @@ if TYPE_CHECKING:
     from sysprep.profile import Profile
     from sysprep.settings import Change
 
-# Fault injection for the crash tests: SIGKILL ourselves at the named step, or send
-# ourselves a signal there (SYSPREP_TEST_SIGNAL_AT=step:SIGTERM).
-_KILL_AT = "SYSPREP_TEST_KILL_AT"
-_SIGNAL_AT = "SYSPREP_TEST_SIGNAL_AT"
+# Fault injection for the failure tests: SYSPREP_TEST_FAULT=STEP:WHAT makes apply, at STEP,
+# send itself signal WHAT (SIGKILL, SIGTERM, ...) or, for RAISE, raise an unexpected error.
+_FAULT = "SYSPREP_TEST_FAULT"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -94,6 +93,7 @@ def apply(
             signals.defer()  # nothing may stop the rollback half-way
             _roll_back(host, snapshot, state_dir, error)
             raise
+        _fault("after-applied")
     if signals.arrived is not None:
         raise StoppedError(
             f"interrupted ({signals.arrived.name}) after apply {profile.name} completed: the"
@@ -182,8 +182,9 @@ def _run_probes(host: Host, profile: Profile) -> list[ProbeResult]:
 
 
 def _fault(step: str) -> None:
-    if os.environ.get(_KILL_AT) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-    at, _, name = os.environ.get(_SIGNAL_AT, "").partition(":")
-    if at == step:
-        os.kill(os.getpid(), signal.Signals[name])
+    at, _, what = os.environ.get(_FAULT, "").partition(":")
+    if at != step:
+        return
+    if what == "RAISE":
+        raise RuntimeError(f"fault injected at {step}")
+    os.kill(os.getpid(), signal.Signals[what])

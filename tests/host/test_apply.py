@@ -62,11 +62,15 @@ class Tree:
         }
         return {"sysctls": {key: read_sysctl(key) for key in KEYS}, "files": files}
 
+    def command(self) -> list[str]:
+        """`sysprep` with the options that point at this tree."""
+        return [sys.executable, "-m", "sysprep", *self.options]
+
     def sysprep(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "sysprep", *self.options, *args],
+            [*self.command(), *args],
             capture_output=True,
             text=True,
             check=False,
@@ -344,7 +348,9 @@ STEPS = [
 def test_kill_9_at_each_step_then_revert_restores(tree: Tree, step: str) -> None:
     """SIGKILL at each step of apply; `sysprep revert` then brings the host back exactly."""
     start = tree.state()
-    killed = tree.sysprep("apply", str(tree.fast), "--persist", env={"SYSPREP_TEST_KILL_AT": step})
+    killed = tree.sysprep(
+        "apply", str(tree.fast), "--persist", env={"SYSPREP_TEST_FAULT": f"{step}:SIGKILL"}
+    )
     assert killed.returncode == -9, killed.stderr
     reverted = tree.sysprep("revert")
     if step == "after-lock":  # killed before the snapshot: nothing was changed, nothing to undo
