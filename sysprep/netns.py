@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 NETNS_DIR = "/var/run/netns"
+# Probe namespaces are named PREFIX<pid of sysprep>-<random>, so a stale one can be told.
+_PREFIX = "sysprep-probe-"
 _CLONE_NEWNET = 0x40000000
 # Per-namespace sysctls a new namespace does not inherit: copied from the host's, so the
 # probe meets the limits `check` read.
@@ -29,7 +31,8 @@ def private_namespace() -> Iterator[str]:
     from pyroute2 import NetNS
     from pyroute2 import netns
 
-    name = f"sysprep-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    remove_stale()
+    name = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
     netns.create(name)
     try:
         with NetNS(name) as ns:
@@ -38,6 +41,29 @@ def private_namespace() -> Iterator[str]:
         yield name
     finally:
         netns.remove(name)
+
+
+def remove_stale() -> list[str]:
+    """Remove the probe namespaces whose sysprep is gone (killed with -9); their names."""
+    from pyroute2 import netns
+
+    removed = []
+    for name in netns.listnetns():
+        owner = name.removeprefix(_PREFIX).split("-")[0]
+        if name.startswith(_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+            netns.remove(name)
+            removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def entering(name: str) -> Callable[[], None]:

@@ -125,9 +125,14 @@ def probe_path(name: str) -> Path:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM if sysprep dies, so no probe outlives it (prctl(2))."""
+    """In the child: SIGKILL if sysprep dies, so no probe (nor its children) outlives it.
+
+    prctl(2)'s parent-death signal. SIGKILL, not SIGTERM: the kernel frees what a probe
+    holds at once, where a probe's own orderly release takes seconds at scale. A Ctrl-C or
+    SIGTERM to a living sysprep still stops the probe in order (run_probe).
+    """
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _prepare(setup: Callable[[], None] | None) -> Callable[[], None]:

@@ -154,3 +154,29 @@ def test_signal_removes_namespace_and_processes() -> None:
     assert sysprep.returncode == ExitCode.INTERRUPTED, err
     time.sleep(0.2)
     assert not any(name.startswith("sysprep-probe-") for name in namespaces())
+
+
+def test_kill_9_of_sysprep_leaves_no_probe_and_its_namespace_goes_next_run() -> None:
+    """kill -9 of `sysprep probe connections`: the probe and its client and server processes
+    die with it at once (parent-death SIGKILL), and the next run removes the namespace the
+    dead sysprep could not."""
+    sysprep = subprocess.Popen(
+        [sys.executable, "-m", "sysprep", "probe", "connections", "--count", "40000", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    family: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(family) < 3:  # the probe and some clients
+        family = psutil.Process(sysprep.pid).children(recursive=True)
+        time.sleep(0.01)
+    assert len(family) >= 3, "the probe never started its clients"
+    stale = [name for name in namespaces() if name.startswith(f"sysprep-probe-{sysprep.pid}-")]
+    assert len(stale) == 1
+    sysprep.kill()
+    sysprep.wait()
+    _, alive = psutil.wait_procs(family, timeout=2)
+    assert alive == [], f"still running 2 s after sysprep died: {alive}"
+    assert stale[0] in namespaces()  # nobody was left to remove it
+    assert run(["probe", "connections", "--count", "100", "--json"]) == ExitCode.OK
+    assert not [name for name in namespaces() if name.startswith("sysprep-probe-")]
