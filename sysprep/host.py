@@ -21,6 +21,7 @@ from sysprep.procfs import parse_cgroup
 from sysprep.procfs import parse_limits
 from sysprep.procfs import parse_meminfo
 from sysprep.procfs import parse_mountinfo
+from sysprep.procfs import parse_start_time
 from sysprep.procfs import parse_status
 from sysprep.procfs import summarize_maps
 from sysprep.procfs import with_limits_row
@@ -206,6 +207,10 @@ class Host:
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""
         return parse_status(self.read(f"proc/{pid}/status"))
+
+    def process_start(self, pid: int) -> int:
+        """When *pid* started, in clock ticks after boot: with the pid, who the process is."""
+        return parse_start_time(self.read(f"proc/{pid}/stat"))
 
     def pids_taken(self, low: int, high: int) -> int:
         """Pid numbers in [low, high) that a task holds.

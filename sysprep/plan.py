@@ -19,6 +19,7 @@ from sysprep.limits.base import Target
 from sysprep.persist import later_overrides
 from sysprep.persist import owned_files
 from sysprep.settings import AUTO
+from sysprep.settings import Gone
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
 
@@ -115,12 +116,11 @@ def _login_change(want: Want, host: Host) -> Change:
 
 
 def _rlimit_change(want: Want, pid: int, host: Host) -> Change:
-    setting = RlimitSetting(want.setting.key, pid)
     try:
-        before = setting.read(host)
-    except FileNotFoundError:
+        setting = RlimitSetting(want.setting.key, pid).identified(host)
+        return setting.change(setting.read(host), want.value)
+    except Gone:
         raise BadInputError(f"no process with pid {pid}") from None
-    return setting.change(before, want.value)
 
 
 def _auto_values(profile: Profile, host: Host) -> dict[str, int]:

@@ -65,6 +65,11 @@ def parse_status(text: str) -> dict[str, str]:
     return result
 
 
+def parse_start_time(text: str) -> int:
+    """Field 22 of /proc/PID/stat, starttime; the name in field 2 may hold spaces and ")"."""
+    return int(text[text.rindex(")") + 2 :].split()[19])
+
+
 def parse_limits(text: str) -> dict[str, tuple[int | None, int | None]]:
     """/proc/PID/limits as name → (soft, hard); None is unlimited."""
     result: dict[str, tuple[int | None, int | None]] = {}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Any
 from typing import NamedTuple
 
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.errors import SysprepError
+from sysprep.settings import Gone
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import APPLYING
 from sysprep.snapshot import REVERTED
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.settings import Change
     from sysprep.snapshot import Snapshot
-
-_GONE = object()  # what _now reads of a setting that no longer exists
 
 
 class Restored(NamedTuple):
@@ -47,7 +45,8 @@ def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored
     Every setting that can be restored is, whatever fails before it: a sysctl that vanished
     (its interface removed, its module unloaded) or a value the kernel now refuses is
     reported with its reason. A value still at "before" was never changed (a crash before
-    that step) and is skipped; so is a setting gone with its owner (an exited process).
+    that step) and is skipped; so is a setting gone with its owner (an exited process). A
+    pid now another process's is never touched.
     """
     drift = _drift(host, changes)
     if drift and not force:
@@ -58,14 +57,15 @@ def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored
     for change in reversed(changes):
         setting = change.setting
         try:
-            now = _now(host, change)
-            if now is _GONE:
-                if not setting.vanishes:
-                    failed.append((setting.key, "it no longer exists"))
-                continue
+            now = setting.read(host)
             if now != change.before:
                 setting.write(host, change.before)
                 restored.append(setting.key)
+        except Gone as gone:
+            if gone.drift:  # only with --force: another process's limits are left alone
+                failed.append((setting.key, f"{gone.reason}; left alone"))
+            elif not gone.benign:
+                failed.append((setting.key, gone.reason))
         except (OSError, SysprepError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             failed.append((setting.key, str(reason)))
@@ -73,25 +73,24 @@ def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored
 
 
 def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
-    """Settings changed by someone else since apply: neither apply's value nor the original."""
+    """Settings changed by someone else since apply: neither apply's value nor the original.
+
+    A pid now held by another process is drift too.
+    """
     drift = []
     for change in changes:
         try:
-            now = _now(host, change)
+            now = change.setting.read(host)
+        except Gone as gone:
+            if gone.drift:
+                drift.append(f"{change.setting.key}: {gone.reason}")
+            continue
         except OSError:
             continue  # restore reports it
-        if now is not _GONE and now not in (change.before, change.after):
+        if now not in (change.before, change.after):
             shown = change.setting.show
             drift.append(f"{change.setting.key} is {shown(now)}, apply set {shown(change.after)}")
     return drift
-
-
-def _now(host: Host, change: Change) -> Any:  # noqa: ANN401 - each kind has its value type
-    """The setting's value now; _GONE when it no longer exists (or its owner is gone)."""
-    try:
-        return change.setting.read(host)
-    except FileNotFoundError:
-        return _GONE
 
 
 def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool) -> RevertResult:

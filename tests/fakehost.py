@@ -163,10 +163,17 @@ class FakeHost:
             # /proc/TID resolves on a real kernel too, though readdir does not list it.
             (self.root / f"proc/{tid}").mkdir(exist_ok=True)
         self._write(f"proc/{pid}/cgroup", "0::/system.slice/fake.service\n")
+        self.set_start_time(pid, 1000 + pid)
         self.set_fds(pid, 4)
         self.set_maps(pid, count=40)
         self.set_limits(pid)
         self._write_meminfo()
+        return self
+
+    def set_start_time(self, pid: int, ticks: int) -> FakeHost:
+        """/proc/PID/stat with starttime (field 22) *ticks*: a new value is a new process."""
+        fields = ["S", "1", str(pid), str(pid), *["0"] * 15, str(ticks), *["0"] * 30]
+        self._write(f"proc/{pid}/stat", f"{pid} (fake (x) y) {' '.join(fields)}\n")
         return self
 
     def set_fds(self, pid: int, count: int) -> FakeHost:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         """A writable knob of the host."""
 
         kind: ClassVar[str]  # its list in a snapshot and in `apply --json`: "sysctls"
-        vanishes: ClassVar[bool]  # read raises FileNotFoundError once its owner is gone
 
         @property
         def key(self) -> str:
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
             ...
 
         def read(self, host: Host) -> Any:  # noqa: ANN401 - each kind has its own value type
-            """Its value now."""
+            """Its value now; Gone when the setting no longer exists."""
             ...
 
         def write(self, host: Host, value: Any) -> None:  # noqa: ANN401
@@ -87,6 +86,20 @@ def only_keys(where: str, prefix: str, table: dict[str, Any], allowed: frozenset
         if key not in allowed:
             hint = f"; expected one of {', '.join(sorted(allowed))}"
             raise BadInputError(f"{where}: unknown key '{prefix}{key}'{hint}")
+
+
+class Gone(Exception):  # noqa: N818 - it says what happened to the setting, not an error
+    """A setting that no longer exists: its interface, module or process is gone.
+
+    *benign*: nothing to restore (a process that exited took its limits along).
+    *drift*: something else now stands where it was (a pid reused by another process).
+    """
+
+    def __init__(self, reason: str, *, benign: bool = False, drift: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.benign = benign
+        self.drift = drift
 
 
 class Action(str, Enum):

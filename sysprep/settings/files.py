@@ -28,7 +28,6 @@ class FileSetting:
 
     path: str
     kind: ClassVar[str] = "files"
-    vanishes: ClassVar[bool] = False
 
     @property
     def key(self) -> str:

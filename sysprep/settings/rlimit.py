@@ -7,6 +7,8 @@ Those are persisted only: limits.d at next login, systemd's defaults after daemo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -20,6 +22,7 @@ from sysprep.facts import SYSTEMD_FILE
 from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
+from sysprep.settings import Gone
 from sysprep.settings import Want
 from sysprep.settings import only_keys
 from sysprep.units import parse_size
@@ -46,8 +49,9 @@ class RlimitSetting:
 
     name: str
     pid: int | None = None
+    # The process's start time (clock ticks after boot): with the pid, who it is.
+    started: int | None = field(default=None, compare=False)
     kind: ClassVar[str] = "rlimits"
-    vanishes: ClassVar[bool] = True  # its owner, a process, can exit: reverting it is then moot
 
     @property
     def rlimit(self) -> Rlimit:
@@ -65,8 +69,27 @@ class RlimitSetting:
         return "now" if self.pid is not None else "only through the files that persist it"
 
     def read(self, host: Host) -> Limits:
-        """(soft, hard) of the process, from /proc/PID/limits (world-readable)."""
-        return host.rlimit("self" if self.pid is None else self.pid, self.name)
+        """(soft, hard) of the process, from /proc/PID/limits (world-readable).
+
+        Gone when the process exited, or when its pid now names another process.
+        """
+        if self.pid is None:
+            return host.rlimit("self", self.name)
+        try:
+            if self.started is not None and host.process_start(self.pid) != self.started:
+                raise Gone(f"pid {self.pid} is now another process", drift=True)
+            return host.rlimit(self.pid, self.name)
+        except FileNotFoundError:
+            raise Gone(f"pid {self.pid} has exited", benign=True) from None
+
+    def identified(self, host: Host) -> RlimitSetting:
+        """The same setting, tied to the process now at its pid by its start time."""
+        if self.pid is None:
+            return self
+        try:
+            return replace(self, started=host.process_start(self.pid))
+        except FileNotFoundError:
+            raise Gone(f"pid {self.pid} has exited", benign=True) from None
 
     def write(self, host: Host, value: Limits) -> None:
         """prlimit(2) the process and read it back."""
@@ -79,8 +102,14 @@ class RlimitSetting:
         return ":".join("unlimited" if v == RLIM_INFINITY else str(v) for v in value)
 
     def entry(self, before: Limits, after: Limits) -> dict[str, Any]:
-        """{"pid", "name", "before": [soft, hard], "after": [soft, hard]}."""
-        return {"pid": self.pid, "name": self.name, "before": list(before), "after": list(after)}
+        """{"pid", "started", "name", "before": [soft, hard], "after": [soft, hard]}."""
+        return {
+            "pid": self.pid,
+            "started": self.started,
+            "name": self.name,
+            "before": list(before),
+            "after": list(after),
+        }
 
     def document(self, change: Change) -> dict[str, Any] | None:
         """A changed limit: {"pid", "name", "before", "after", "action"}."""
@@ -92,8 +121,10 @@ class RlimitSetting:
     def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:  # noqa: ARG003
         """A recorded change; ValueError unless pid, name and both pairs are well formed."""
         pairs = (entry["before"], entry["after"])
+        started = entry.get("started")  # absent from snapshots older than it
         well_formed = (
             isinstance(entry["pid"], int)
+            and (started is None or (isinstance(started, int) and not isinstance(started, bool)))
             and entry["name"] in RLIMITS
             and all(
                 isinstance(pair, list)
@@ -105,7 +136,7 @@ class RlimitSetting:
         if not well_formed:
             raise ValueError(f"rlimit entry {entry!r} is malformed")
         before, after = (tuple(pair) for pair in pairs)
-        return Change(cls(entry["name"], entry["pid"]), before, after, Action.RAISE)
+        return Change(cls(entry["name"], entry["pid"], started), before, after, Action.RAISE)
 
     def persisted(self, value: Limits, host: Host) -> tuple[tuple[OwnedFile, str], ...]:
         """limits.d lines for logins; where systemd runs, its default for every service."""

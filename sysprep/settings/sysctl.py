@@ -15,6 +15,7 @@ from sysprep.settings import AUTO
 from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
+from sysprep.settings import Gone
 from sysprep.settings import Want
 from sysprep.settings import only_keys
 
@@ -32,7 +33,6 @@ class SysctlSetting:
 
     name: str
     kind: ClassVar[str] = "sysctls"
-    vanishes: ClassVar[bool] = False
     takes_effect: ClassVar[str] = "now"  # and at every boot once a drop-in says it
 
     @property
@@ -47,7 +47,10 @@ class SysctlSetting:
 
     def read(self, host: Host) -> str:
         """Its value, whitespace normalised (a tab and a space compare equal)."""
-        return host.sysctl(self.name)
+        try:
+            return host.sysctl(self.name)
+        except FileNotFoundError:
+            raise Gone(f"/proc/sys has no {self.name} any more") from None
 
     def write(self, host: Host, value: str) -> None:
         """Write /proc/sys and read it back."""

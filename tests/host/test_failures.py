@@ -11,16 +11,13 @@ import json
 import signal
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import psutil
 import pytest
 
 from sysprep.errors import ExitCode
 from tests.host.test_apply import Tree
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.root
 
@@ -179,4 +176,50 @@ def test_numbers_are_checked_as_numbers(tree: Tree, profile: str, message: str |
         assert done.returncode == ExitCode.BAD_INPUT, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
         assert message in done.stderr
+    assert tree.state() == start
+
+
+def _spawn_with_pid(pid: int) -> subprocess.Popen[bytes]:
+    """A sleeper that gets *pid*: ns_last_pid set just below it (retried if another task
+    takes it first)."""
+    for _ in range(20):
+        Path("/proc/sys/kernel/ns_last_pid").write_text(f"{pid - 1}\n")
+        process = subprocess.Popen(["sleep", "60"])
+        if process.pid == pid:
+            return process
+        process.kill()
+        process.wait()
+    pytest.skip(f"could not get pid {pid} back: the host is creating tasks too fast")
+
+
+def test_revert_never_touches_a_process_that_reused_the_pid(tree: Tree) -> None:
+    """The process apply raised exits and its pid is handed to another: revert refuses
+    (drift, exit 4); --force restores the rest and leaves the new process's limits alone."""
+    import resource
+
+    start = tree.state()
+    profile = tree.etc_root.parent / "nofile.toml"
+    profile.write_text(
+        '[target]\nthreads = 10\n[sysctl]\n"vm.max_map_count" = 131072\n'
+        "[rlimits]\nnofile = { soft = 4000, hard = 4000 }\n"
+    )
+    first = subprocess.Popen(["sleep", "60"])
+    resource.prlimit(first.pid, resource.RLIMIT_NOFILE, (1024, 8000))
+    applied = tree.sysprep("apply", str(profile), "--pid", str(first.pid))
+    assert applied.returncode == ExitCode.OK, applied.stderr
+    first.kill()
+    first.wait()
+    second = _spawn_with_pid(first.pid)
+    try:
+        resource.prlimit(second.pid, resource.RLIMIT_NOFILE, (2000, 8000))
+        refused = tree.sysprep("revert")
+        assert refused.returncode == ExitCode.CONFLICT, refused.stderr
+        assert f"pid {first.pid} is now another process" in refused.stderr
+        forced = tree.sysprep("revert", "--force")
+        assert forced.returncode == ExitCode.NOT_READY, forced.stderr
+        assert "left alone" in forced.stderr
+        assert resource.prlimit(second.pid, resource.RLIMIT_NOFILE) == (2000, 8000)
+    finally:
+        second.kill()
+        second.wait()
     assert tree.state() == start

@@ -185,6 +185,23 @@ class TestApplyRevert:
         result = revert(host, tmp_path, None, force=False)
         assert result.restored == ["vm.max_map_count"]
 
+    def test_a_reused_pid_is_drift_and_never_touched(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """Another process now has the pid: revert refuses (4); --force leaves it alone (1)."""
+        fake.add_process(7000, uid=1000)
+        apply(host, load("elasticsearch", host), tmp_path, pid=7000, run_probes=False)
+        # A new process with pid 7000: its own start time and limits.
+        fake.set_start_time(7000, 99999).set_limits(7000, RLIMIT_NOFILE=(1024, 524288))
+        with pytest.raises(ConflictError, match="RLIMIT_NOFILE of pid 7000: pid 7000 is now"):
+            revert(host, tmp_path, None, force=False)
+        result = revert(host, tmp_path, None, force=True)
+        assert result.restored == ["vm.max_map_count"]
+        assert result.failed == [
+            ("RLIMIT_NOFILE of pid 7000", "pid 7000 is now another process; left alone")
+        ]
+        assert host.rlimit(7000, "RLIMIT_NOFILE") == (1024, 524288)  # the new one's, as it was
+
     def test_probes_cannot_validate_a_tree(self, host: Host, tmp_path: Path) -> None:
         """Probes measure the real kernel: apply to a tree asks for --no-probe, changes nothing."""
         start = state(host)
