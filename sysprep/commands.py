@@ -198,6 +198,13 @@ def apply_command(
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Skip the profile's validating probes.")
     ] = False,
+    trust_profile: Annotated[
+        bool,
+        typer.Option(
+            "--trust-profile",
+            help="Apply a profile that others may write, or another user owns (refused else).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> int:
     """Apply PROFILE: snapshot first, then write, read back and probe; any failure rolls back.
@@ -220,7 +227,7 @@ def apply_command(
     try:
         result = apply(
             context.host,
-            load(profile, context.host),
+            load(profile, context.host, trust=trust_profile),
             context.state_dir,
             persist=persist,
             pid=pid,

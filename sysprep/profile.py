@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from dataclasses import field
@@ -29,6 +31,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # Shipped profiles: inside the wheel, or beside the package in a checkout; then the host's own.
 SHIPPED_DIRS = (PACKAGE_DIR / "_profiles", PACKAGE_DIR.parent / "profiles")
 HOST_DIR = "etc/sysprep/profiles"
+_MAX_BYTES = 1 << 20  # a profile is a few hundred bytes; a huge (or sparse) file is not one
 
 # A profile's tables of settings, and the kind of setting that reads each entry of one.
 SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting]] = {
@@ -85,34 +88,69 @@ def find(name_or_path: str, host: Host) -> Path:
     raise BadInputError(f"no profile named {name_or_path!r}; known: {', '.join(known) or 'none'}")
 
 
-def load(name_or_path: str, host: Host) -> Profile:
-    """Find, parse, merge `extends` and validate a profile; BadInputError names file and key."""
+def load(name_or_path: str, host: Host, *, trust: bool = True) -> Profile:
+    """Find, parse, merge `extends` and validate a profile; BadInputError names file and key.
+
+    Without *trust* (apply, as root), a profile writable by group or others, or owned by
+    another user than root or the caller, is refused: whoever can write it could make root
+    set any sysctl. Shipped profiles are trusted as the code beside them is.
+    """
     path = find(name_or_path, host)
-    merged = _merged(path, host, seen=())
+    merged = _merged(path, host, seen=(), trust=trust)
     return _validate(path, merged, host)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, *, trust: bool) -> dict[str, Any]:
+    """Parse a profile file: opened once, then checked (no check-then-open race).
+
+    It must be a regular file of at most _MAX_BYTES of UTF-8 TOML.
+    """
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as error:
-        raise BadInputError(f"{path}: not valid TOML: {error}") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO cannot hang
     except OSError as error:
         raise BadInputError(f"{path}: cannot read: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInputError(f"{path}: not a regular file")
+        if not trust:
+            _check_trust(path, info)
+        data = f.read(_MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:
+        raise BadInputError(f"{path}: over {_MAX_BYTES // 1024} KiB: not a profile")
+    try:
+        return tomllib.loads(data.decode())
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise BadInputError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: nested too deeply to be a profile") from None
 
 
-def _merged(path: Path, host: Host, seen: tuple[Path, ...]) -> dict[str, Any]:
+def _check_trust(path: Path, info: os.stat_result) -> None:
+    fix = "fix its owner or mode, or pass --trust-profile"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = f"{stat.S_IMODE(info.st_mode):04o}"
+        raise BadInputError(
+            f"{path}: refusing a profile writable by group or others ({mode}); {fix}"
+        )
+    shipped = path.resolve().parent in {d.resolve() for d in SHIPPED_DIRS}
+    if not shipped and info.st_uid not in (0, os.geteuid()):
+        raise BadInputError(f"{path}: refusing a profile owned by uid {info.st_uid}; {fix}")
+
+
+def _merged(path: Path, host: Host, seen: tuple[Path, ...], *, trust: bool) -> dict[str, Any]:
     if path.resolve() in seen:
         chain = " -> ".join(p.stem for p in (*seen, path.resolve()))
         raise BadInputError(f"{path}: extends cycle: {chain}")
-    data = _read(path)
+    data = _read(path, trust=trust)
     parent_name = data.get("extends")
     if parent_name is None:
         return data
     if not isinstance(parent_name, str):
         raise BadInputError(f"{path}: extends must be a profile name (a string)")
-    parent = _merged(find(parent_name, host), host, (*seen, path.resolve()))
+    parent = _merged(find(parent_name, host), host, (*seen, path.resolve()), trust=trust)
     merged = {
         **parent,
         **{k: v for k, v in data.items() if k not in (*SETTING_TABLES, "target")},
