@@ -285,10 +285,10 @@ def snapshots(
     Example: sudo sysprep snapshots --json
     """
     from sysprep.render.changes import print_snapshots
-    from sysprep.snapshot import all_snapshots
+    from sysprep.snapshot import scan_snapshots
 
     context: Context = ctx.obj
-    print_snapshots(all_snapshots(context.state_dir, context.host), as_json=as_json)
+    print_snapshots(scan_snapshots(context.state_dir, context.host), as_json=as_json)
     return ExitCode.OK
 
 

@@ -13,14 +13,16 @@ from sysprep.snapshot import APPLIED
 from sysprep.snapshot import APPLYING
 from sysprep.snapshot import REVERTED
 from sysprep.snapshot import ROLLED_BACK
-from sysprep.snapshot import all_snapshots
+from sysprep.snapshot import SnapshotError
 from sysprep.snapshot import locked
+from sysprep.snapshot import scan_snapshots
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sysprep.host import Host
     from sysprep.settings import Change
+    from sysprep.snapshot import Scan
     from sysprep.snapshot import Snapshot
 
 
@@ -93,6 +95,31 @@ def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
     return drift
 
 
+def _choose(scan: Scan, snapshot_id: str | None, state_dir: Path) -> Snapshot:
+    """The snapshot named, or the last applied one; an untrusted one only ever by its reason.
+
+    Without an id, an untrusted newest file is refused rather than passed over: it may be the
+    apply the operator means.
+    """
+    rejected = {path.stem: reason for path, reason in scan.rejected}
+    if snapshot_id is not None:
+        chosen = next((s for s in scan.found if s.id == snapshot_id), None)
+        if chosen is None and snapshot_id in rejected:
+            raise SnapshotError(f"snapshot {snapshot_id}: {rejected[snapshot_id]}")
+        if chosen is None:
+            raise BadInputError(f"no snapshot {snapshot_id!r}; `sysprep snapshots` lists them")
+        return chosen
+    newest = scan.newest_file()
+    if newest is not None and newest.stem in rejected:
+        raise SnapshotError(
+            f"{newest}: {rejected[newest.stem]}; `sysprep revert ID` reverts another snapshot"
+        )
+    pending = [s for s in scan.found if s.state in (APPLIED, APPLYING)]
+    if not pending:
+        raise BadInputError(f"nothing to revert: no applied snapshot in {state_dir}")
+    return pending[-1]
+
+
 def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool) -> RevertResult:
     """Undo the last apply (or *snapshot_id*): values and files back, byte for byte.
 
@@ -105,16 +132,7 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
             raise BadInputError(f"no snapshot {snapshot_id!r} in {state_dir}")
         raise BadInputError(f"nothing to revert: no snapshot in {state_dir}")
     with locked(state_dir):
-        snapshots = all_snapshots(state_dir, host)
-        if snapshot_id is not None:
-            chosen = next((s for s in snapshots if s.id == snapshot_id), None)
-            if chosen is None:
-                raise BadInputError(f"no snapshot {snapshot_id!r}; `sysprep snapshots` lists them")
-        else:
-            pending = [s for s in snapshots if s.state in (APPLIED, APPLYING)]
-            if not pending:
-                raise BadInputError(f"nothing to revert: no applied snapshot in {state_dir}")
-            chosen = pending[-1]
+        chosen = _choose(scan_snapshots(state_dir, host), snapshot_id, state_dir)
         if chosen.state in (REVERTED, ROLLED_BACK):
             raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")
         done = restore(host, chosen.changes, force=force)

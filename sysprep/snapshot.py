@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from sysprep.settings import Change
 
 SCHEMA_VERSION = 1
+# A snapshot id: its UTC time to the microsecond, then the profile's name; never a path.
+_ID = re.compile(r"\d{8}T\d{6}\.\d{6}-[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_MAX_BYTES = 16 << 20  # a snapshot holds at most three small files and a few values
 APPLYING, APPLIED, ROLLED_BACK, REVERTED = "applying", "applied", "rolled-back", "reverted"
 STATES = (APPLYING, APPLIED, ROLLED_BACK, REVERTED)
 
@@ -57,7 +61,8 @@ class Snapshot:
         """A snapshot of *changes*; its id sorts by time, so the last apply is the last id."""
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
-        return cls(f"{stamp}-{profile}", profile, now, _boot_id(host), APPLYING, changes)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", profile).lstrip(".") or "profile"
+        return cls(f"{stamp}-{name}", profile, now, _boot_id(host), APPLYING, changes)
 
     def document(self) -> dict[str, Any]:
         """The JSON form."""
@@ -104,14 +109,23 @@ class Snapshot:
             )
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise SnapshotError(f"{path}: refusing a snapshot writable by group or others")
+        if info.st_size > _MAX_BYTES:
+            raise SnapshotError(f"{path}: over {_MAX_BYTES >> 20} MiB: not a sysprep snapshot")
         try:
-            data = json.loads(path.read_bytes())
-            return cls._from_document(data, host)
-        except (ValueError, KeyError, TypeError) as error:
-            raise SnapshotError(f"{path}: not a sysprep snapshot: {error}") from None
+            snapshot = cls._from_document(json.loads(path.read_bytes()), host)
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else error
+            raise SnapshotError(f"{path}: not a sysprep snapshot: {reason}") from None
+        if snapshot.id != path.stem or not _ID.fullmatch(snapshot.id):
+            raise SnapshotError(
+                f"{path}: not a sysprep snapshot: its id {snapshot.id!r} is not its file name"
+            )
+        return snapshot
 
     @classmethod
-    def _from_document(cls, data: dict[str, Any], host: Host) -> Snapshot:
+    def _from_document(cls, data: object, host: Host) -> Snapshot:
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(
                 f"schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
@@ -139,18 +153,47 @@ def snapshots_dir(state_dir: Path) -> Path:
     return directory
 
 
-def all_snapshots(state_dir: Path, host: Host) -> list[Snapshot]:
-    """Every snapshot, oldest first; an untrusted file stops the listing with its reason."""
+@dataclass(frozen=True)
+class Scan:
+    """The snapshots of a state directory, oldest first, and the files refused, with why."""
+
+    directory: Path
+    found: list[Snapshot]
+    rejected: list[tuple[Path, str]]
+
+    def newest_file(self) -> Path | None:
+        """The last snapshot file by name (names sort by time), trusted or not."""
+        paths = [path for path, _ in self.rejected]
+        paths += [self.directory / f"{snapshot.id}.json" for snapshot in self.found]
+        return max(paths, default=None)
+
+
+def scan_snapshots(state_dir: Path, host: Host) -> Scan:
+    """Every snapshot file: read if trusted, else set apart with its reason.
+
+    One untrusted file must not keep `sysprep snapshots` or `sysprep revert ID` from the rest.
+    """
     directory = state_dir / "snapshots"
     try:
         paths = sorted(path for path in directory.iterdir() if path.suffix == ".json")
     except FileNotFoundError:
-        return []
+        paths = []
     except PermissionError:
         raise NeedsRootError(
             f"the snapshots in {directory} are root's (mode 0700); run sysprep as root (sudo)"
         ) from None
-    return [Snapshot.load(path, host) for path in paths]
+    found, rejected = [], []
+    for path in paths:
+        try:
+            found.append(Snapshot.load(path, host))
+        except SnapshotError as error:  # noqa: PERF203 - a handful of files
+            rejected.append((path, str(error).removeprefix(f"{path}: ")))
+    return Scan(directory, found, rejected)
+
+
+def all_snapshots(state_dir: Path, host: Host) -> list[Snapshot]:
+    """The trusted snapshots, oldest first."""
+    return scan_snapshots(state_dir, host).found
 
 
 @contextlib.contextmanager

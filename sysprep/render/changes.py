@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from sysprep.apply import ApplyResult
     from sysprep.revert import RevertResult
-    from sysprep.snapshot import Snapshot
+    from sysprep.snapshot import Scan
 
 _SNAPSHOT_TABLE_EXTRA = 40
 
@@ -106,9 +106,7 @@ def print_revert(result: RevertResult) -> None:
     )
 
 
-def print_snapshots(
-    snapshots: list[Snapshot], *, as_json: bool, console: Console | None = None
-) -> None:
+def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None) -> None:
     """The snapshots, oldest first; an id is never cut: it is what `sysprep revert ID` takes.
 
     A pipe gets one tab-separated line per snapshot; a terminal a table whose other columns
@@ -124,10 +122,11 @@ def print_snapshots(
             "state": s.state,
             "changes": [c.setting.key for c in s.changes],
         }
-        for s in snapshots
+        for s in scan.found
     ]
+    rejected = [{"file": str(path), "reason": reason} for path, reason in scan.rejected]
     if as_json:
-        print_json({"schema_version": SCHEMA_VERSION, "snapshots": rows})
+        print_json({"schema_version": SCHEMA_VERSION, "snapshots": rows, "rejected": rejected})
         return
     from rich.console import Console
     from rich.table import Table
@@ -139,6 +138,7 @@ def print_snapshots(
         for row in rows:
             fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
             console.file.write("\t".join((*fields[:4], ", ".join(fields[4]))) + "\n")
+        _print_rejected(rejected)
         return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=widest)
@@ -149,3 +149,10 @@ def print_snapshots(
             row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
         )
     console.print(table)
+    _print_rejected(rejected)
+
+
+def _print_rejected(rejected: list[dict[str, str]]) -> None:
+    """Each untrusted snapshot file, on stderr: it is not listed, and why."""
+    for entry in rejected:
+        print(f"sysprep: rejected {entry['file']}: {entry['reason']}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import pytest
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.profile import _read
+from tests.conftest import write_sysctl
 from tests.host.test_apply import Tree
 
 if TYPE_CHECKING:
@@ -91,4 +93,51 @@ def test_files_that_are_no_profile(tmp_path: Path, content: bytes | None, messag
     assert done.returncode == ExitCode.BAD_INPUT, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert message in done.stderr
+    assert tree.state() == start
+
+
+def _snapshot_files(tree: Tree) -> list[Path]:
+    return sorted((tree.state_dir / "snapshots").glob("*.json"))
+
+
+def test_a_snapshot_id_is_never_a_path(tmp_path: Path) -> None:
+    """An id with ../ would make revert write its state outside the state directory."""
+    tree = Tree(tmp_path)
+    assert tree.sysprep("apply", "elasticsearch", "--no-probe").returncode == ExitCode.OK
+    (path,) = _snapshot_files(tree)
+    document = json.loads(path.read_text())
+    document["id"] = "../../escaped"
+    path.write_text(json.dumps(document))
+    done = tree.sysprep("revert")
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert "its id '../../escaped' is not its file name" in done.stderr
+    assert not (tree.state_dir.parent / "escaped.json").exists()
+    assert not (tmp_path / "escaped.json").exists()
+    path.unlink()  # put the host back the plain way: the value apply raised
+    write_sysctl("vm.max_map_count", document["sysctls"][0]["before"])
+
+
+def test_an_untrusted_snapshot_blocks_nothing_else(tmp_path: Path) -> None:
+    """`snapshots` lists the rest and names the rejected file; `revert ID` reverts another."""
+    tree = Tree(tmp_path)
+    start = tree.state()
+    profile = tmp_path / "pid.toml"
+    profile.write_text('[target]\nthreads = 10\n[sysctl]\n"kernel.pid_max" = 65536\n')
+    assert tree.sysprep("apply", "elasticsearch", "--no-probe").returncode == ExitCode.OK
+    assert tree.sysprep("apply", str(profile)).returncode == ExitCode.OK
+    older, newer = _snapshot_files(tree)
+    newer.chmod(0o666)
+    listed = tree.sysprep("snapshots", "--json")
+    assert listed.returncode == ExitCode.OK, listed.stderr
+    document = json.loads(listed.stdout)
+    assert [s["id"] for s in document["snapshots"]] == [older.stem]
+    assert document["rejected"] == [
+        {"file": str(newer), "reason": "refusing a snapshot writable by group or others"}
+    ]
+    refused = tree.sysprep("revert")  # the newest is the one the operator likely means
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert "`sysprep revert ID` reverts another snapshot" in refused.stderr
+    assert tree.sysprep("revert", older.stem).returncode == ExitCode.OK
+    newer.chmod(0o600)
+    assert tree.sysprep("revert", newer.stem).returncode == ExitCode.OK
     assert tree.state() == start

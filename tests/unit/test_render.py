@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from sysprep.render.changes import print_snapshots
 from sysprep.settings.sysctl import SysctlSetting
+from sysprep.snapshot import Scan
 from sysprep.snapshot import Snapshot
 
 LONG_PROFILE = "thread-per-client-100k-with-a-long-name"
@@ -38,7 +40,7 @@ def test_terminal_table_keeps_every_id_whole(width: int) -> None:
     """Regression: at 80 columns the id column was cut ("20261128T1410…")."""
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=True, color_system=None)
-    print_snapshots(snapshots(), as_json=False, console=console)
+    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, console=console)
     for snapshot in snapshots():
         assert snapshot.id in out.getvalue()
     assert "…" not in out.getvalue()
@@ -47,7 +49,7 @@ def test_terminal_table_keeps_every_id_whole(width: int) -> None:
 def test_a_pipe_gets_one_line_per_snapshot() -> None:
     """Not a terminal: one tab-separated line each, the id first, nothing cut."""
     out = io.StringIO()
-    print_snapshots(snapshots(), as_json=False, console=Console(file=out))
+    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, console=Console(file=out))
     lines = out.getvalue().splitlines()
     assert [line.split("\t")[0] for line in lines] == [s.id for s in snapshots()]
     assert lines[1].split("\t")[2] == LONG_PROFILE
