@@ -73,7 +73,7 @@ def apply(
     host.require_writable("apply")
     if run_probes and profile.probes and not host.is_live:
         raise BadInputError("probes start real threads: apply to --root needs --no-probe")
-    with locked(state_dir), _StopSignals() as signals:
+    with locked(state_dir, host), _StopSignals() as signals:
         _fault("after-lock")
         result = ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=False)
         if not result.changed:

@@ -23,6 +23,7 @@ from sysprep.procfs import parse_meminfo
 from sysprep.procfs import parse_mountinfo
 from sysprep.procfs import parse_start_time
 from sysprep.procfs import parse_status
+from sysprep.procfs import remove_stale_temps
 from sysprep.procfs import summarize_maps
 from sysprep.procfs import with_limits_row
 from sysprep.procfs import write_atomic
@@ -123,6 +124,10 @@ class Host:
             return self.etc_path(path).read_bytes()
         except FileNotFoundError:
             return None
+
+    def remove_stale_etc_temps(self, path: str) -> list[Path]:
+        """Temp files a killed write of /etc/... left behind, removed."""
+        return remove_stale_temps(self.etc_path(path))
 
     def write_etc(self, path: str, data: bytes | None) -> None:
         """Replace a file under /etc atomically and durably; None removes it."""

@@ -195,6 +195,18 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     fsync_dir(path.parent)
 
 
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files write_atomic left for *path* when killed (.NAME.XXXXXXXX)."""
+    stale = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}")
+    removed = []
+    if path.parent.is_dir():
+        for entry in path.parent.iterdir():
+            if stale.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in *directory* durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -131,7 +131,7 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
         if snapshot_id is not None:
             raise BadInputError(f"no snapshot {snapshot_id!r} in {state_dir}")
         raise BadInputError(f"nothing to revert: no snapshot in {state_dir}")
-    with locked(state_dir):
+    with locked(state_dir, host):
         chosen = _choose(scan_snapshots(state_dir, host), snapshot_id, state_dir)
         if chosen.state in (REVERTED, ROLLED_BACK):
             raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")

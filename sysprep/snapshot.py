@@ -17,6 +17,7 @@ from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
+from sysprep.facts import OWNED_FILES
 from sysprep.procfs import write_atomic
 from sysprep.settings.kinds import KINDS
 
@@ -197,8 +198,12 @@ def all_snapshots(state_dir: Path, host: Host) -> list[Snapshot]:
 
 
 @contextlib.contextmanager
-def locked(state_dir: Path) -> Iterator[None]:
-    """One apply or revert at a time (flock: released by the kernel if sysprep dies)."""
+def locked(state_dir: Path, host: Host) -> Iterator[None]:
+    """One apply or revert at a time (flock: released by the kernel if sysprep dies).
+
+    Once it holds the lock, it removes the temp files a killed apply or revert left: no
+    other sysprep can be writing them.
+    """
     snapshots_dir(state_dir)
     fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -209,6 +214,10 @@ def locked(state_dir: Path) -> Iterator[None]:
                 f"another sysprep apply or revert is running ({state_dir / 'lock'} is held);"
                 " wait for it to finish"
             ) from None
+        for path in snapshots_dir(state_dir).glob(".*.json.*"):
+            path.unlink()
+        for owned in OWNED_FILES:
+            host.remove_stale_etc_temps(owned)
         yield
     finally:
         os.close(fd)

@@ -202,6 +202,22 @@ class TestApplyRevert:
         ]
         assert host.rlimit(7000, "RLIMIT_NOFILE") == (1024, 524288)  # the new one's, as it was
 
+    def test_temp_files_a_killed_write_left_are_removed(self, host: Host, tmp_path: Path) -> None:
+        """kill -9 between mkstemp and rename leaves .90-sysprep.conf.XXXXXXXX: the next
+        apply (or revert) removes sysprep's own, and nothing else."""
+        sysctl_d = host.etc_path("/etc/sysctl.d")
+        sysctl_d.mkdir(parents=True)
+        ours = [sysctl_d / ".90-sysprep.conf.k3x_9Zq1"]
+        theirs = [sysctl_d / ".90-sysprep.conf.kept", sysctl_d / ".99-vendor.conf.k3x_9Zq1"]
+        snapshots = tmp_path / "snapshots"
+        snapshots.mkdir(parents=True)
+        ours.append(snapshots / ".20261128T000000.000000-x.json.k3x_9Zq1")
+        for path in (*ours, *theirs):
+            path.write_text("half-written")
+        apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
+        assert [path.exists() for path in ours] == [False, False]
+        assert [path.exists() for path in theirs] == [True, True]
+
     def test_probes_cannot_validate_a_tree(self, host: Host, tmp_path: Path) -> None:
         """Probes measure the real kernel: apply to a tree asks for --no-probe, changes nothing."""
         start = state(host)
