@@ -16,20 +16,21 @@ from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import RLIMITS
 from sysprep.procfs import cgroup_dirs
 from sysprep.procfs import find_v1
-from sysprep.procfs import fsync_dir
 from sysprep.procfs import parse_cgroup
 from sysprep.procfs import parse_limits
 from sysprep.procfs import parse_meminfo
 from sysprep.procfs import parse_mountinfo
 from sysprep.procfs import parse_start_time
 from sysprep.procfs import parse_status
+from sysprep.procfs import read_state
 from sysprep.procfs import remove_stale_temps
 from sysprep.procfs import summarize_maps
 from sysprep.procfs import with_limits_row
-from sysprep.procfs import write_atomic
+from sysprep.procfs import write_state
 
 if TYPE_CHECKING:
     from sysprep.procfs import CgroupEntry
+    from sysprep.procfs import FileState
     from sysprep.procfs import MapsSummary
     from sysprep.procfs import Mount
 
@@ -118,25 +119,24 @@ class Host:
         """Where /etc/... lives on this host."""
         return (self.etc_root or self.root) / path.lstrip("/")
 
-    def read_etc(self, path: str) -> bytes | None:
-        """Bytes of a file under /etc; None when it does not exist."""
-        try:
-            return self.etc_path(path).read_bytes()
-        except FileNotFoundError:
-            return None
+    def read_etc(self, path: str) -> FileState:
+        """A path under /etc as it is: its bytes, mode and owner, a symlink, or absent."""
+        top = self.etc_path("/")
+        state = read_state(self.etc_path(path), top)
+        missing = tuple(f"/{Path(d).relative_to(top)}" for d in state.missing)
+        return state._replace(missing=missing)
 
     def remove_stale_etc_temps(self, path: str) -> list[Path]:
         """Temp files a killed write of /etc/... left behind, removed."""
         return remove_stale_temps(self.etc_path(path))
 
-    def write_etc(self, path: str, data: bytes | None) -> None:
-        """Replace a file under /etc atomically and durably; None removes it."""
+    def write_etc(self, path: str, state: FileState) -> None:
+        """Make a path under /etc be *state*, atomically and durably."""
         target = self.etc_path(path)
-        if data is None:
-            target.unlink(missing_ok=True)
-            fsync_dir(target.parent)
-        else:
-            write_atomic(target, data, mode=0o644)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_state(
+            target, state._replace(missing=tuple(map(str, map(self.etc_path, state.missing))))
+        )
 
     # --- system-wide counters
 

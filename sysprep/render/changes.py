@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sysprep.procfs import FileState
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import print_json
 from sysprep.render.probe import print_probe
@@ -56,9 +57,9 @@ def print_apply(result: ApplyResult) -> None:
         table.add_row(setting.key, setting.show(c.before), wanted, action)
     console.print(table)
     for c in plan.to_make:
-        if isinstance(c.after, bytes):  # an owned file: the exact lines it will hold
+        if isinstance(c.after, FileState) and c.after.data is not None:  # the exact lines
             console.print(f"{c.setting.key}:")
-            for line in c.after.decode().splitlines():
+            for line in c.after.data.decode().splitlines():
                 console.print(f"  {line}", markup=False, soft_wrap=True)
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/]: {warning}")

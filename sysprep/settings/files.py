@@ -6,20 +6,20 @@ The files are facts.OWNED_FILES; one that apply created is removed again on reve
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
 from sysprep.facts import OWNED_FILES
+from sysprep.procfs import FileState
 from sysprep.settings import Action
 from sysprep.settings import Change
 
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
-
-Content = bytes | None  # None: the file does not exist
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,32 @@ class FileSetting:
         """When what the file says takes effect."""
         return OWNED_FILES[self.path].takes_effect
 
-    def read(self, host: Host) -> Content:
-        """Its bytes under the host's /etc root."""
+    def read(self, host: Host) -> FileState:
+        """Its state under the host's /etc root: bytes, mode and owner, a symlink, or absent."""
         return host.read_etc(self.path)
 
-    def write(self, host: Host, value: Content) -> None:
-        """Replace it atomically, or remove it for None."""
+    def write(self, host: Host, value: FileState) -> None:
+        """Make it *value*: replaced atomically, a symlink again, or removed."""
         host.write_etc(self.path, value)
 
-    def show(self, value: Content) -> str:
-        """Its size, or "absent"."""
-        return "absent" if value is None else f"{len(value)} bytes"
+    def show(self, value: FileState) -> str:
+        """Its size, its link, or "absent"."""
+        if value.link is not None:
+            return f"symlink to {value.link}"
+        return "absent" if value.data is None else f"{len(value.data)} bytes"
 
-    def entry(self, before: Content, after: Content) -> dict[str, Any]:
-        """{"path", "before", "after"}, the bytes in base64 (null: absent)."""
-        return {"path": self.path, "before": _b64(before), "after": _b64(after)}
+    def entry(self, before: FileState, after: FileState) -> dict[str, Any]:
+        """{"path", "before", "after"} with the bytes in base64 (null: absent).
+
+        Beside them each state's mode, owner, symlink target and missing parent directories.
+        """
+        return {
+            "path": self.path,
+            "before": _b64(before.data),
+            "after": _b64(after.data),
+            "before_state": _meta(before),
+            "after_state": _meta(after),
+        }
 
     def document(self, change: Change) -> dict[str, Any] | None:
         """A file apply writes: {"path", "action"} (create or replace)."""
@@ -66,18 +77,27 @@ class FileSetting:
         """A recorded change; ValueError for a path sysprep does not write, or bad base64."""
         if entry["path"] not in OWNED_FILES:
             raise ValueError(f"file {entry['path']!r} is not one sysprep writes")
-        before, after = _unb64(entry["before"]), _unb64(entry["after"])
+        before = _state(_unb64(entry["before"]), entry.get("before_state"))
+        after = _state(_unb64(entry["after"]), entry.get("after_state"))
         return Change(cls(entry["path"]), before, after, Action.REPLACE)
 
-    def persisted(self, value: Content, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
+    def persisted(self, value: FileState, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
         """Nothing: an owned file is itself what persists."""
         return ()
 
-    def change(self, before: Content, after: bytes) -> Change:
-        """Create or replace it with *after*; keep it when it already says exactly that."""
+    def change(self, before: FileState, content: bytes) -> Change:
+        """Create or replace it with *content*: an existing file keeps its mode and owner.
+
+        Kept when it already says exactly that.
+        """
+        if before.data is not None:
+            after = before._replace(data=content)
+        else:
+            after = FileState(content, 0o644, os.geteuid(), os.getegid())
         if before == after:
             return Change(self, before, before, Action.KEEP)
-        return Change(self, before, after, Action.CREATE if before is None else Action.REPLACE)
+        action = Action.REPLACE if before.exists else Action.CREATE
+        return Change(self, before, after, action)
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -88,3 +108,33 @@ def _unb64(text: str | None) -> bytes | None:
     if text is not None and not isinstance(text, str):
         raise TypeError(f"file bytes must be base64 text, not {text!r}")
     return None if text is None else base64.b64decode(text, validate=True)
+
+
+def _meta(state: FileState) -> dict[str, Any]:
+    return {
+        "mode": state.mode,
+        "uid": state.uid,
+        "gid": state.gid,
+        "link": state.link,
+        "missing": list(state.missing),
+    }
+
+
+def _state(data: bytes | None, meta: object) -> FileState:
+    """A recorded state; a snapshot older than metadata says bytes only (0644, root's)."""
+    if meta is None:
+        return FileState(data, 0o644, 0, 0)
+    if not isinstance(meta, dict):
+        raise TypeError(f"file state must be an object, not {meta!r}")
+    link, missing = meta["link"], meta["missing"]
+    numbers = [meta[key] for key in ("mode", "uid", "gid")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise ValueError(f"file state {meta!r} is malformed")
+    if link is not None and not isinstance(link, str):
+        raise ValueError(f"file state {meta!r} is malformed")
+    if not isinstance(missing, list) or not all(
+        isinstance(d, str) and (d + "/").startswith("/etc/") and ".." not in d.split("/")
+        for d in missing
+    ):
+        raise ValueError(f"file state {meta!r} names directories outside /etc")
+    return FileState(data, numbers[0] & 0o7777, numbers[1], numbers[2], link, tuple(missing))

@@ -50,7 +50,7 @@ class SysctlSetting:
         try:
             return host.sysctl(self.name)
         except FileNotFoundError:
-            raise Gone(f"/proc/sys has no {self.name} any more") from None
+            raise Gone("it no longer exists in /proc/sys") from None
 
     def write(self, host: Host, value: str) -> None:
         """Write /proc/sys and read it back."""

@@ -8,6 +8,7 @@ host (the guarded sysctls and every file under the temp /etc) before and after.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -222,4 +223,40 @@ def test_revert_never_touches_a_process_that_reused_the_pid(tree: Tree) -> None:
     finally:
         second.kill()
         second.wait()
+    assert tree.state() == start
+
+
+def _links(tree: Tree) -> dict[Path, Path]:
+    return {p: p.readlink() for p in tree.etc_root.rglob("*") if p.is_symlink()}
+
+
+def test_revert_restores_mode_owner_and_symlinks(tree: Tree) -> None:
+    """Not only bytes: a 0600 file of uid 65534 comes back so, and a symlink as a symlink."""
+    sysctl_file = tree.etc_root / "etc/sysctl.d/90-sysprep.conf"
+    sysctl_file.write_text("# an operator's own\n")
+    sysctl_file.chmod(0o600)
+    os.chown(sysctl_file, 65534, 65534)
+    limits_d = tree.etc_root / "etc/security/limits.d"
+    limits_d.mkdir(parents=True)
+    (limits_d / "90-sysprep.conf").symlink_to("../shared-limits.conf")
+    start, links = tree.state(), _links(tree)
+    applied = tree.sysprep("apply", "elasticsearch", "--persist", "--no-probe")
+    assert applied.returncode == ExitCode.OK, applied.stderr
+    assert not (limits_d / "90-sysprep.conf").is_symlink()  # replaced by sysprep's file
+    assert tree.sysprep("revert").returncode == ExitCode.OK
+    info = sysctl_file.stat()
+    assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o600, 65534, 65534)
+    assert _links(tree) == links
+    assert tree.state() == start
+
+
+def test_revert_removes_the_directories_apply_created(tree: Tree) -> None:
+    """/etc/security/limits.d did not exist: apply made it, revert removes it again."""
+    assert not (tree.etc_root / "etc/security").exists()
+    start = tree.state()
+    applied = tree.sysprep("apply", "elasticsearch", "--persist", "--no-probe")
+    assert applied.returncode == ExitCode.OK, applied.stderr
+    assert (tree.etc_root / "etc/security/limits.d/90-sysprep.conf").is_file()
+    assert tree.sysprep("revert").returncode == ExitCode.OK
+    assert not (tree.etc_root / "etc/security").exists()
     assert tree.state() == start

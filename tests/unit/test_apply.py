@@ -21,6 +21,7 @@ from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import SYSCTL_FILE
 from sysprep.host import Host
 from sysprep.plan import build_plan
+from sysprep.procfs import FileState
 from sysprep.profile import load
 from sysprep.revert import revert
 from sysprep.settings import Action
@@ -102,11 +103,11 @@ class TestPlan:
         plan = build_plan(load("elasticsearch", host), host, persist=True)
         files = {c.setting.key: c for c in plan.of(FileSetting)}
         assert files["/etc/sysctl.d/90-sysprep.conf"].action is Action.CREATE
-        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.decode().splitlines()
+        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.data.decode().splitlines()
         # The host's hard nofile (524288) is above the profile's: raise-only keeps it.
         assert limits[1:] == ["* soft nofile 65535", "* hard nofile 524288"]
         assert b"DefaultLimitNOFILE=65535:524288\n" in (
-            files["/etc/systemd/system.conf.d/90-sysprep.conf"].after
+            files["/etc/systemd/system.conf.d/90-sysprep.conf"].after.data
         )
 
     def test_persisted_rlimits_never_lower_the_hosts(self, fake: FakeHost, host: Host) -> None:
@@ -114,11 +115,11 @@ class TestPlan:
         this host's 96,365 for every login; now an rlimit the host already beats is left out."""
         plan = build_plan(load("elasticsearch", host), host, persist=True)
         files = {c.setting.key: c for c in plan.of(FileSetting)}
-        assert b"nproc" not in files["/etc/security/limits.d/90-sysprep.conf"].after
+        assert b"nproc" not in files["/etc/security/limits.d/90-sysprep.conf"].after.data
         fake.set_limits(RLIMIT_NPROC=(1000, 2000))
         plan = build_plan(load("elasticsearch", host), host, persist=True)
         files = {c.setting.key: c for c in plan.of(FileSetting)}
-        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.decode()
+        limits = files["/etc/security/limits.d/90-sysprep.conf"].after.data.decode()
         assert "* soft nproc 4096\n* hard nproc 4096\n" in limits
         assert "limits.d's '*' lines do not apply to root" in plan.warnings[-1]
 
@@ -133,7 +134,7 @@ class TestApplyRevert:
         )  # fmt: skip
         assert result.snapshot is not None
         assert int(host.sysctl("kernel.pid_max")) > 1_000_000
-        assert host.read_etc("/etc/security/limits.d/90-sysprep.conf") is not None
+        assert host.read_etc("/etc/security/limits.d/90-sysprep.conf").exists
         assert host.rlimit(SELF_PID, "RLIMIT_NPROC") == (2_000_000, 2_000_000)
         assert state(host) != start
         reverted = revert(host, tmp_path, None, force=False)
@@ -254,6 +255,20 @@ class TestSnapshotEntries:
         path.write_text(json.dumps(document))
         with pytest.raises(SnapshotError, match=message):
             Snapshot.load(path, host)
+
+    def test_a_snapshot_from_before_file_metadata_still_loads(
+        self, host: Host, tmp_path: Path
+    ) -> None:
+        """sysprep 0.1 recorded a file's bytes only: read as a 0644 file of root's."""
+        path = Snapshot.new("x", host, ()).save(tmp_path)
+        document = json.loads(path.read_text())
+        document["files"] = [{"path": SYSCTL_FILE.path, "before": "eA==", "after": "eQ=="}]
+        path.write_text(json.dumps(document))
+        (change,) = Snapshot.load(path, host).changes
+        assert (change.before, change.after) == (
+            FileState(b"x", 0o644, 0, 0),
+            FileState(b"y", 0o644, 0, 0),
+        )
 
     def test_unlimited_rlimits_round_trip(self, host: Host, tmp_path: Path) -> None:
         """RLIM_INFINITY is kept as getrlimit says it, and reads back the same."""

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def written(fake: FakeHost, profile: str) -> dict[str, str]:
     plan = build_plan(load(profile, fake.host), fake.host, persist=True)
-    return {c.setting.key: c.after.decode() for c in plan.of(FileSetting)}
+    return {c.setting.key: c.after.data.decode() for c in plan.of(FileSetting)}
 
 
 def test_sysctl_file_holds_the_raised_values(fake: FakeHost) -> None:
