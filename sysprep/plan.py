@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import cast
 
 from sysprep.capacity import check
 from sysprep.errors import BadInputError
 from sysprep.facts import AUTO_SYSCTLS
 from sysprep.facts import SYSCTL_BOUNDS
+from sysprep.facts import SYSCTL_FILE
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
+from sysprep.persist import earlier_values
 from sysprep.persist import later_overrides
 from sysprep.persist import owned_files
+from sysprep.persist import shown
 from sysprep.settings import AUTO
+from sysprep.settings import Action
 from sysprep.settings import Gone
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.profile import Profile
     from sysprep.settings import Change
+    from sysprep.settings import Setting
     from sysprep.settings import Want
 
 # "auto" writes the minimum plus 1 %, rounded up: tasks come and go, and a second apply of
@@ -68,13 +74,13 @@ def build_plan(
     sysctls = plan_sysctls(profile, host)
     rlimits = profile.wanted(RlimitSetting)
     files: tuple[Change, ...] = ()
-    warnings = []
+    warnings: list[str] = []
     if persist:
-        persisted = [(c.setting, c.after) for c in sysctls if c.changes]
+        persisted, warnings = _boot_values(sysctls, host)
         logins = [_login_change(want, host) for want in rlimits]
         persisted += [(c.setting, c.after) for c in logins if c.changes]
         files = owned_files(profile.name, persisted, host)
-        warnings = later_overrides(host, {c.setting.key for c in sysctls if c.changes})
+        warnings += later_overrides(host, {c.setting.key for c in sysctls if c.changes})
         if any(c.changes for c in logins):
             warnings.append(
                 "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"
@@ -86,6 +92,31 @@ def build_plan(
     elif rlimits and not persist:
         warnings.append("rlimits are applied only with --persist (limits.d) or --pid (prlimit)")
     return Plan(profile, (*sysctls, *files, *processes), tuple(warnings))
+
+
+def _boot_values(
+    sysctls: tuple[Change, ...], host: Host
+) -> tuple[list[tuple[Setting, Any]], list[str]]:
+    """What the sysctl.d drop-in says: each raised value, or what a file before it sets.
+
+    Where a file applied earlier at boot sets more (50-pid-max.conf's 4194304), the drop-in
+    says that: sorting after it, it must never lower it.
+    """
+    persisted: list[tuple[Setting, Any]] = []
+    warnings = []
+    for change in (c for c in sysctls if c.changes):
+        value = change.after
+        if change.action is Action.RAISE:
+            for path, earlier in earlier_values(host, change.setting.key):
+                if earlier > int(value):
+                    value = str(earlier)
+                    warnings.append(
+                        f"{shown(host, path)} sets {change.setting.key} = {earlier} at boot,"
+                        f" before {SYSCTL_FILE.path}: the drop-in keeps {earlier}, not"
+                        f" {change.after}"
+                    )
+        persisted.append((change.setting, value))
+    return persisted, warnings
 
 
 def plan_sysctls(profile: Profile, host: Host) -> tuple[Change, ...]:

@@ -8,6 +8,9 @@ from sysprep.persist import later_overrides
 from sysprep.plan import build_plan
 from sysprep.profile import load
 from sysprep.settings.files import FileSetting
+from sysprep.settings.sysctl import SysctlSetting
+
+SYSCTL_FILE = "/etc/sysctl.d/90-sysprep.conf"
 
 if TYPE_CHECKING:
     from tests.fakehost import FakeHost
@@ -59,3 +62,54 @@ def test_later_files_and_sysctl_conf_override(fake: FakeHost) -> None:
         f"/usr/lib/sysctl.d/99-vendor.conf sets vm.max_map_count {after}",
         f"/etc/sysctl.conf sets kernel.pid_max {after}",
     ]
+
+
+def _files(fake: FakeHost, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        path = fake.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_slash_spelling_counts(fake: FakeHost) -> None:
+    """procps reads `kernel/pid_max = …` in /etc/sysctl.conf as kernel.pid_max."""
+    _files(fake, {"etc/sysctl.conf": "kernel/pid_max = 32768\nnet/ipv4/conf/eth0.1/rp_filter=1\n"})
+    found = later_overrides(fake.host, {"kernel.pid_max", "net.ipv4.conf.eth0/1.rp_filter"})
+    assert found == [
+        "/etc/sysctl.conf sets kernel.pid_max after /etc/sysctl.d/90-sysprep.conf",
+        "/etc/sysctl.conf sets net.ipv4.conf.eth0/1.rp_filter after /etc/sysctl.d/90-sysprep.conf",
+    ]
+
+
+def test_a_file_reached_through_a_symlink_is_warned_about_once(fake: FakeHost) -> None:
+    """Debian links /etc/sysctl.d/99-sysctl.conf to ../sysctl.conf: one file, one warning."""
+    _files(fake, {"etc/sysctl.conf": "vm.max_map_count = 65530\n"})
+    (fake.root / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    (fake.root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
+    found = later_overrides(fake.host, {"vm.max_map_count"})
+    assert found == ["/etc/sysctl.d/99-sysctl.conf sets vm.max_map_count after " + SYSCTL_FILE]
+
+
+def test_a_name_in_etc_hides_the_vendors(fake: FakeHost) -> None:
+    """/etc/sysctl.d/99-vendor.conf replaces /usr/lib/sysctl.d/99-vendor.conf (sysctl.d(5))."""
+    _files(
+        fake,
+        {
+            "usr/lib/sysctl.d/99-vendor.conf": "vm.max_map_count = 65530\n",
+            "etc/sysctl.d/99-vendor.conf": "# masked by the operator\n",
+        },
+    )
+    assert later_overrides(fake.host, {"vm.max_map_count"}) == []
+
+
+def test_the_drop_in_never_lowers_an_earlier_vendor_value(fake: FakeHost) -> None:
+    """50-pid-max.conf's 4194304 is applied before 90-sysprep.conf at boot: the drop-in keeps
+    4194304 rather than the ~1M apply raises pid_max to now, and says so."""
+    fake.set_sysctl("kernel.pid_max", 32768)
+    _files(fake, {"usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"})
+    plan = build_plan(load("million-threads", fake.host), fake.host, persist=True)
+    (pid_max,) = (c for c in plan.of(SysctlSetting) if c.setting.key == "kernel.pid_max")
+    assert int(pid_max.after) < 4194304
+    drop_in = next(c for c in plan.of(FileSetting) if c.setting.key == SYSCTL_FILE)
+    assert "kernel.pid_max = 4194304\n" in drop_in.after.data.decode()
+    assert any("50-pid-max.conf sets kernel.pid_max = 4194304 at boot" in w for w in plan.warnings)
