@@ -7,7 +7,6 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
-from typing import NoReturn
 
 import typer
 
@@ -102,8 +101,3 @@ def _run(argv: list[str] | None) -> int:
         )
         return ExitCode.INTERNAL
     return int(result) if isinstance(result, int) else ExitCode.OK
-
-
-def main() -> NoReturn:
-    """Console script entry point."""
-    sys.exit(run())

@@ -85,7 +85,8 @@ class Host:
     def sysctl_path(self, key: str) -> Path:
         """/proc/sys path of a sysctl key; BadInputError for a key that would escape /proc/sys."""
         bad = not key or not _SYSCTL_CHARS.issuperset(key) or key[0] in "./-"
-        if bad or ".." in key.split("/") or "//" in key:
+        # "vm..max_map_count" would be vm//max_map_count: an alias that dodges every rule.
+        if bad or "" in key.split(".") or ".." in key.split("/") or "//" in key:
             raise BadInputError(
                 f"invalid sysctl name {key!r}: use dotted names like vm.max_map_count"
             )
@@ -208,6 +209,10 @@ class Host:
                     f"cannot read /proc/{pid}/{name}: permission denied;"
                     f" run sysprep as root or as the owner of pid {pid}"
                 ) from None
+        if self.status(pid).get("Kthread") == "1":  # Linux 6.4+ says so in status
+            raise BadInputError(
+                f"pid {pid} is a kernel thread: it has no user limits to judge or raise"
+            )
 
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""

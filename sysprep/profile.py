@@ -13,6 +13,7 @@ from typing import Any
 
 from sysprep.errors import BadInputError
 from sysprep.facts import PROBES
+from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.settings import only_keys
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
@@ -172,6 +173,11 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     threads = target.get("threads")
     if not isinstance(threads, int) or isinstance(threads, bool) or threads <= 0:
         raise BadInputError(f"{where}: target.threads must be a whole number greater than zero")
+    if threads > THREADS_MAX_LIMIT:
+        raise BadInputError(
+            f"{where}: target.threads = {threads:,} is more than any kernel runs"
+            f" (kernel.threads-max is at most {THREADS_MAX_LIMIT:,})"
+        )
     stack = _size(where, "target.stack", target["stack"]) if "stack" in target else None
     wants = tuple(
         kind.want(where, key, value, host)

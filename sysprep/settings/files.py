@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
+from sysprep.errors import BadInputError
 from sysprep.facts import OWNED_FILES
 from sysprep.procfs import FileState
 from sysprep.settings import Action
@@ -40,8 +41,17 @@ class FileSetting:
         return OWNED_FILES[self.path].takes_effect
 
     def read(self, host: Host) -> FileState:
-        """Its state under the host's /etc root: bytes, mode and owner, a symlink, or absent."""
-        return host.read_etc(self.path)
+        """Its state under the host's /etc root: bytes, mode and owner, a symlink, or absent.
+
+        BadInputError when something else stands there (a directory): sysprep writes files.
+        """
+        try:
+            return host.read_etc(self.path)
+        except IsADirectoryError:
+            raise BadInputError(
+                f"{self.path} is a directory, not a file sysprep may replace;"
+                " move it away, or apply without --persist"
+            ) from None
 
     def write(self, host: Host, value: FileState) -> None:
         """Make it *value*: replaced atomically, a symlink again, or removed."""

@@ -108,6 +108,13 @@ class SysctlSetting:
             ) from None
         if not proc_path.is_file():
             raise BadInputError(f"{where}: sysctl {name!r} does not exist on this kernel")
+        try:
+            host.sysctl(name)
+        except PermissionError:
+            raise BadInputError(
+                f"{where}: sysctl {name!r} cannot be read (write-only, or root's): sysprep"
+                " sets only what it can read back and restore"
+            ) from None
         exact = False
         if isinstance(value, dict):
             only_keys(where, f"sysctl.{name}.", value, frozenset({"value", "exact"}))

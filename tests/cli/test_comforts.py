@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -48,3 +50,22 @@ def test_every_help_has_an_example(capsys: pytest.CaptureFixture[str], command: 
     """Each command's --help ends with an example to copy."""
     assert run([command, "--help"]) == ExitCode.OK
     assert "Example: " in capsys.readouterr().out
+
+
+def test_ctrl_c_while_starting_is_one_line() -> None:
+    """A Ctrl-C while sysprep still imports its modules: `sysprep: interrupted`, exit 130."""
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def slow(name, *args, **kwargs):\n"
+        "    if name == 'sysprep.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = slow\n"
+        "from sysprep.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (130, "sysprep: interrupted\n")
