@@ -165,6 +165,23 @@ class TestApplyRevert:
         (snapshot,) = all_snapshots(tmp_path, host)
         assert snapshot.state == "rolled-back"
 
+    def test_revert_goes_on_past_a_value_the_kernel_now_refuses(
+        self, host: Host, tmp_path: Path
+    ) -> None:
+        """The kernel refuses one "before" value: it is named with the reason, the rest are
+        restored, and the snapshot stays applied for a second revert."""
+        before = sysctls(host)
+        apply(host, load("million-threads", host), tmp_path, run_probes=False)
+        refusing = RefusingHost(host.root, glibc=host.glibc)
+        result = revert(refusing, tmp_path, None, force=False)
+        assert result.failed == [
+            ("vm.max_map_count", "writing vm.max_map_count = 65530: Invalid argument")
+        ]
+        assert result.restored == ["kernel.threads-max", "kernel.pid_max"]
+        assert result.snapshot.state == "applied"
+        assert revert(host, tmp_path, None, force=False).restored == ["vm.max_map_count"]
+        assert sysctls(host) == before
+
     def test_drift_refuses_revert_unless_forced(self, host: Host, tmp_path: Path) -> None:
         """Someone changed a value after apply: revert names it; --force restores it."""
         before = sysctls(host)
