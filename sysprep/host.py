@@ -10,23 +10,11 @@ from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sysprep import procfs
 from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import RLIMITS
-from sysprep.procfs import cgroup_dirs
-from sysprep.procfs import find_v1
-from sysprep.procfs import parse_cgroup
-from sysprep.procfs import parse_limits
-from sysprep.procfs import parse_meminfo
-from sysprep.procfs import parse_mountinfo
-from sysprep.procfs import parse_start_time
-from sysprep.procfs import parse_status
-from sysprep.procfs import read_state
-from sysprep.procfs import remove_stale_temps
-from sysprep.procfs import summarize_maps
-from sysprep.procfs import with_limits_row
-from sysprep.procfs import write_state
 
 if TYPE_CHECKING:
     from sysprep.procfs import CgroupEntry
@@ -123,19 +111,19 @@ class Host:
     def read_etc(self, path: str) -> FileState:
         """A path under /etc as it is: its bytes, mode and owner, a symlink, or absent."""
         top = self.etc_path("/")
-        state = read_state(self.etc_path(path), top)
+        state = procfs.read_state(self.etc_path(path), top)
         missing = tuple(f"/{Path(d).relative_to(top)}" for d in state.missing)
         return state._replace(missing=missing)
 
     def remove_stale_etc_temps(self, path: str) -> list[Path]:
         """Temp files a killed write of /etc/... left behind, removed."""
-        return remove_stale_temps(self.etc_path(path))
+        return procfs.remove_stale_temps(self.etc_path(path))
 
     def write_etc(self, path: str, state: FileState) -> None:
         """Make a path under /etc be *state*, atomically and durably."""
         target = self.etc_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_state(
+        procfs.write_state(
             target, state._replace(missing=tuple(map(str, map(self.etc_path, state.missing))))
         )
 
@@ -143,7 +131,7 @@ class Host:
 
     def meminfo(self) -> dict[str, int]:
         """/proc/meminfo in bytes ("kB" there means KiB)."""
-        return parse_meminfo(self.read("proc/meminfo"))
+        return procfs.parse_meminfo(self.read("proc/meminfo"))
 
     def tasks_total(self) -> int:
         """Every task with a pid, kernel threads included: 4th field of /proc/loadavg ("2/78")."""
@@ -216,11 +204,11 @@ class Host:
 
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""
-        return parse_status(self.read(f"proc/{pid}/status"))
+        return procfs.parse_status(self.read(f"proc/{pid}/status"))
 
     def process_start(self, pid: int) -> int:
         """When *pid* started, in clock ticks after boot: with the pid, who the process is."""
-        return parse_start_time(self.read(f"proc/{pid}/stat"))
+        return procfs.parse_start_time(self.read(f"proc/{pid}/stat"))
 
     def pids_taken(self, low: int, high: int) -> int:
         """Pid numbers in [low, high) that a task holds.
@@ -268,7 +256,7 @@ class Host:
                 resource.prlimit(pid, RLIMITS[name].resource, (soft, hard))
             else:
                 path = self.path(f"proc/{pid}/limits")
-                path.write_text(with_limits_row(path.read_text(), name, limits))
+                path.write_text(procfs.with_limits_row(path.read_text(), name, limits))
         except PermissionError as error:
             what = f"prlimit {name}={soft}:{hard} of pid {pid}"
             raise OSError(error.errno, f"{what}: {error.strerror}") from None
@@ -281,20 +269,20 @@ class Host:
 
         The file is world-readable, where prlimit(2) on another pid needs privilege.
         """
-        return parse_limits(self.read(f"proc/{pid}/limits"))
+        return procfs.parse_limits(self.read(f"proc/{pid}/limits"))
 
     def maps(self, pid: int | str) -> MapsSummary:
         """How many mappings a process has, and where the highest one ends."""
         with self.path(f"proc/{pid}/maps").open("rb") as maps:
-            return summarize_maps(maps)
+            return procfs.summarize_maps(maps)
 
     def cgroups(self, pid: int | str) -> list[CgroupEntry]:
         """Lines of /proc/PID/cgroup; paths are relative to the reader's cgroup namespace."""
-        return parse_cgroup(self.read(f"proc/{pid}/cgroup"))
+        return procfs.parse_cgroup(self.read(f"proc/{pid}/cgroup"))
 
     def mounts(self) -> list[Mount]:
         """Mounts as this process sees them (/proc/self/mountinfo)."""
-        return parse_mountinfo(self.read("proc/self/mountinfo"))
+        return procfs.parse_mountinfo(self.read("proc/self/mountinfo"))
 
     def cgroup_levels(self, pid: int | str, controller: str) -> list[Path] | None:
         """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
@@ -303,11 +291,13 @@ class Host:
         """
         entries = self.cgroups(pid)
         mounts = self.mounts()
-        found = find_v1(entries, mounts, controller) or self._find_v2(entries, mounts, controller)
+        found = procfs.find_v1(entries, mounts, controller) or self._find_v2(
+            entries, mounts, controller
+        )
         if found is None:
             return None
         mount, path = found
-        return cgroup_dirs(self.path(mount.mount_point), mount, path)
+        return procfs.cgroup_dirs(self.path(mount.mount_point), mount, path)
 
     def _find_v2(
         self, entries: list[CgroupEntry], mounts: list[Mount], controller: str
