@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -106,9 +107,17 @@ def _read(path: Path, *, trust: bool) -> dict[str, Any]:
 
     It must be a regular file of at most _MAX_BYTES of UTF-8 TOML.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # non-blocking: a FIFO cannot hang
+    if not trust and _others_may_write(path.parent):
+        flags |= os.O_NOFOLLOW  # in /tmp, a symlink is whoever made it's choice of file
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO cannot hang
+        fd = os.open(path, flags)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BadInputError(
+                f"{path}: refusing a symlink in a directory others may write;"
+                " name the file it points to, or pass --trust-profile"
+            ) from None
         raise BadInputError(f"{path}: cannot read: {error.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
@@ -127,6 +136,13 @@ def _read(path: Path, *, trust: bool) -> dict[str, Any]:
         raise BadInputError(f"{path}: not valid TOML: {error}") from None
     except RecursionError:
         raise BadInputError(f"{path}: nested too deeply to be a profile") from None
+
+
+def _others_may_write(directory: Path) -> bool:
+    try:
+        return bool(directory.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    except OSError:
+        return True
 
 
 def _check_trust(path: Path, info: os.stat_result) -> None:

@@ -52,6 +52,23 @@ def test_a_profile_others_can_write_is_refused_unless_trusted(world_readable_dir
     assert tree.state() == start
 
 
+def test_a_symlink_in_a_sticky_directory_is_refused(world_readable_dir: Path) -> None:
+    """In a directory others may write, a symlink is refused (O_NOFOLLOW), whatever it names."""
+    tree = Tree(world_readable_dir / "tree")
+    sticky = world_readable_dir / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    mine = world_readable_dir / "mine.toml"
+    mine.write_text(PROFILE)
+    (sticky / "link.toml").symlink_to(mine)
+    start = tree.state()
+    refused = tree.sysprep("apply", str(sticky / "link.toml"))
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert "refusing a symlink in a directory others may write" in refused.stderr
+    assert tree.state() == start
+    assert tree.sysprep("apply", str(mine), "--dry-run").returncode == ExitCode.OK
+
+
 def test_a_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
     """A FIFO swapped in for the profile: opened non-blocking, found not a file, refused."""
     fifo = tmp_path / "swapped.toml"
