@@ -182,6 +182,33 @@ class Host:
         """Pids of every process visible in /proc."""
         return [int(entry.name) for entry in self.path("proc").iterdir() if entry.name.isdigit()]
 
+    def namespace(self, kind: str, pid: int | str = "self") -> int | None:
+        """The inode of a process's *kind* namespace ("pid", "cgroup"); None if unreadable."""
+        try:
+            link = str(self.path(f"proc/{pid}/ns/{kind}").readlink())  # "pid:[4026531836]"
+        except OSError:
+            return None
+        return int(link.partition("[")[2].rstrip("]") or 0) or None
+
+    def init_environment(self) -> dict[str, str]:
+        """PID 1's environment (root's to read); empty when it cannot be read."""
+        try:
+            raw = self.path("proc/1/environ").read_bytes()
+        except OSError:
+            return {}
+        pairs = (item.partition(b"=") for item in raw.split(b"\0") if b"=" in item)
+        return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
+    def proc_sys_read_only(self) -> bool:
+        """True when /proc/sys is mounted read-only here (as container runtimes do)."""
+        try:
+            mounts = self.mounts()
+        except OSError:
+            return False
+        covering = [m for m in mounts if "/proc/sys".startswith(m.mount_point.rstrip("/") + "/")]
+        covering += [m for m in mounts if m.mount_point == "/proc/sys"]
+        return bool(covering) and "ro" in max(covering, key=lambda m: len(m.mount_point)).options
+
     def require_process(self, pid: int) -> None:
         """BadInputError unless *pid* is a process whose /proc files this user may read."""
         if pid <= 0:

@@ -30,6 +30,7 @@ class Mount(NamedTuple):
     mount_point: str
     fstype: str
     super_options: frozenset[str]
+    options: frozenset[str] = frozenset()  # the mount's own: "ro" or "rw", nosuid, ...
 
 
 class CgroupEntry(NamedTuple):
@@ -151,6 +152,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
                 mount_point=_unescape(fields[4]),
                 fstype=tail[0],
                 super_options=frozenset(tail[2].split(",")) if tail[2:] else frozenset(),
+                options=frozenset(fields[5].split(",")) if fields[5:] else frozenset(),
             )
         )
     return mounts

@@ -6,21 +6,24 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from sysprep.capacity import check
+from sysprep.environment import detect
 from sysprep.errors import BadInputError
 from sysprep.limits.base import Target
 
 if TYPE_CHECKING:
     from sysprep.capacity import Assessment
     from sysprep.compliance import Compliance
+    from sysprep.environment import Environment
     from sysprep.host import Host
 
 DEFAULT_THREADS = 1_000_000
 
 
 class CheckResult(NamedTuple):
-    """The assessment; with a profile, its compliance; with connections, the host's links."""
+    """The assessment and where it was made; a profile's compliance; the host's links."""
 
     assessment: Assessment
+    environment: Environment
     compliance: Compliance | None = None
     links: list[dict[str, object]] | None = None
 
@@ -79,4 +82,4 @@ def run_check(
         from sysprep.netns import links as read_links
 
         links = read_links()
-    return CheckResult(check(host, target, cost=cost), compliance, links)
+    return CheckResult(check(host, target, cost=cost), detect(host), compliance, links)

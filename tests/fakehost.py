@@ -176,6 +176,14 @@ class FakeHost:
         self._write(f"proc/{pid}/stat", f"{pid} (fake (x) y) {' '.join(fields)}\n")
         return self
 
+    def set_namespace(self, kind: str, inode: int, pid: int | str = SELF_PID) -> FakeHost:
+        """/proc/PID/ns/KIND, the link the kernel shows ("pid:[4026531836]")."""
+        link = self.root / f"proc/{pid}/ns/{kind}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"{kind}:[{inode}]")
+        return self
+
     def set_fds(self, pid: int, count: int) -> FakeHost:
         """/proc/PID/fd with *count* descriptors."""
         fd_dir = self.root / f"proc/{pid}/fd"

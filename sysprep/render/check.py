@@ -23,6 +23,12 @@ _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "
 def check_document(result: CheckResult) -> dict[str, Any]:
     """The `check --json` document (README "JSON output")."""
     document = assessment_document(result.assessment)
+    environment = result.environment
+    document["environment"] = {
+        "kind": environment.kind,
+        "runtime": environment.runtime,
+        "evidence": list(environment.evidence),
+    }
     if result.compliance is not None:
         document["profile"] = compliance_document(result.compliance)
     if result.links is not None:
@@ -32,6 +38,10 @@ def check_document(result: CheckResult) -> dict[str, Any]:
 
 def print_check(result: CheckResult) -> None:
     """The check report, then the profile's compliance when one was given."""
+    environment = result.environment
+    if environment.in_container:
+        runtime = f" ({environment.runtime})" if environment.runtime else ""
+        print(f"in a container{runtime}: {'; '.join(environment.evidence)}")
     print_assessment(result.assessment)
     if result.compliance is not None:
         print_compliance(result.compliance)

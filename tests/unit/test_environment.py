@@ -1,0 +1,59 @@
+"""Host or container: decided by namespaces, PID 1's container= and a read-only /proc/sys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sysprep.environment import INIT_CGROUP_NS
+from sysprep.environment import INIT_PID_NS
+from sysprep.environment import detect
+
+if TYPE_CHECKING:
+    from tests.fakehost import FakeHost
+
+CHILD_NS = 4026532178
+
+
+def initial(fake: FakeHost) -> FakeHost:
+    return fake.set_namespace("pid", INIT_PID_NS).set_namespace("cgroup", INIT_CGROUP_NS)
+
+
+def test_the_initial_namespaces_are_a_host(fake: FakeHost) -> None:
+    """The initial pid and cgroup namespaces, /proc/sys writable: a host."""
+    assert detect(initial(fake).host) == ("host", None, ())
+
+
+def test_a_marker_file_alone_is_not_a_container(fake: FakeHost) -> None:
+    """/.dockerenv stays in every image docker built, wherever it boots (this project's VM)."""
+    (fake.root / ".dockerenv").touch()
+    assert detect(initial(fake).host).kind == "host"
+
+
+def test_a_pid_namespace_is_a_container_and_the_marker_names_it(fake: FakeHost) -> None:
+    """A pid namespace of its own makes a container; /.dockerenv then names docker."""
+    (fake.root / ".dockerenv").touch()
+    environment = detect(initial(fake).set_namespace("pid", CHILD_NS).host)
+    assert environment == (
+        "container",
+        "docker",
+        (f"pid namespace {CHILD_NS} (not the initial one)", "/.dockerenv"),
+    )
+
+
+def test_pid_1_says_container(fake: FakeHost) -> None:
+    """systemd-nspawn, podman and LXC put container= in PID 1's environment."""
+    (fake.root / "proc/1/environ").write_bytes(b"PATH=/bin\0container=podman\0")
+    environment = detect(initial(fake).host)
+    assert (environment.kind, environment.runtime) == ("container", "podman")
+
+
+def test_a_read_only_proc_sys_is_a_container(fake: FakeHost) -> None:
+    """Runtimes mount /proc/sys read-only: host-wide sysctls are the host's to change."""
+    mountinfo = fake.root / "proc/self/mountinfo"
+    mountinfo.write_text(
+        mountinfo.read_text()
+        + "40 22 0:5 / /proc rw,nosuid - proc proc rw\n"
+        + "41 40 0:5 /sys /proc/sys ro,nosuid - proc proc rw\n"
+    )
+    environment = detect(initial(fake).host)
+    assert environment.evidence == ("/proc/sys is mounted read-only",)
