@@ -59,6 +59,7 @@ _PROGRESS_SECONDS = 0.1
 # measured over the first checkpoint past this many, not by re-reading 2N lines of maps.
 _MAPS_SAMPLE_THREADS = 256
 # Pid numbers are handed out from 300 up once they wrap (RESERVED_PIDS, kernel/pid.c).
+_INIT_PID_NS = 0xEFFFFFFC
 _RESERVED_PIDS = 300
 _CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
 # At vm.max_map_count no new mapping can be made, not even for a read buffer: keep a few
@@ -331,6 +332,14 @@ def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[s
     return result
 
 
+def in_child_pid_namespace() -> bool:
+    """True in a pid namespace below the initial one (its inode is fixed: proc_ns.h)."""
+    try:
+        return os.readlink("/proc/self/ns/pid") != f"pid:[{_INIT_PID_NS}]"
+    except OSError:
+        return False
+
+
 def blame(limits: dict[str, int], held: int) -> str:
     """The limit with the least headroom, if it is (all but) used up; else "unknown"."""
     if not limits:
@@ -507,6 +516,10 @@ def probe(args: Arguments) -> tuple[dict[str, object], int]:
             per_thread = max(1, round(maps_per_thread))
             limits = headrooms(lib.stack_bytes, lib.guard_bytes, per_thread, maps)
             creator.stopped_by = blame(limits, creator.created)
+            if creator.stopped_by == "unknown" and in_child_pid_namespace():
+                # Every limit in sight has room: the pid space of a parent namespace (the
+                # host's pid_max, Linux >= 6.14) is the one left, and it cannot be read here.
+                creator.stopped_by = "kernel.pid_max"
         during = sample()
         alive = int(status()["Threads"]) - 1
         creator.peak_alive = max(creator.peak_alive, alive)

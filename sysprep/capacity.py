@@ -74,6 +74,10 @@ def check(
 
             limits = (*limits, *NETWORK_LIMITS)
     inspection = Inspection(host, target, cost)
+    if target.threads and inspection.child_pid_namespace:
+        from sysprep.limits.sysctl import ParentPidMax
+
+        limits = (*limits, ParentPidMax())
     readings = tuple(_read(limit, inspection) for limit in limits)
     capacity, binding = assess([r for r in readings if r.unit == "threads"])
     connections, connections_binding = assess([r for r in readings if r.unit == "connections"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -245,6 +246,17 @@ class Host:
         """
         proc = self.path("proc")
         return sum(1 for number in range(low, high) if (proc / str(number)).exists())
+
+    def thread_ids(self) -> list[int]:
+        """Every thread id in /proc/*/task: for small pid namespaces only.
+
+        One directory listing per process: on a busy host that is 5 µs a thread.
+        """
+        tids = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):  # exited while we looked
+                tids += [int(t.name) for t in self.path(f"proc/{pid}/task").iterdir()]
+        return tids
 
     def threads_of_processes_from(self, first_pid: int) -> int:
         """Tasks of the processes whose pid is *first_pid* or above (their Threads: counts).

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
+from sysprep.environment import INIT_PID_NS
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ _ARCH_STACK_DEFAULT = {
 PTHREAD_STACK_MIN = 16384
 # After pid numbers wrap, the kernel hands out pids from 300 up (RESERVED_PIDS, kernel/pid.c).
 RESERVED_PIDS = 300
+# kernel.pid_max is per pid namespace from Linux 6.14 (kernel/pid.c, 7863dcc72d0f).
+PID_MAX_PER_NAMESPACE = (6, 14)
 CAP_SYS_ADMIN = 21
 CAP_SYS_RESOURCE = 24
 
@@ -179,6 +182,19 @@ class Inspection:
         """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c)."""
         caps = int(self.status["CapEff"], 16)
         return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
+
+    @cached_property
+    def child_pid_namespace(self) -> bool:
+        """True when the judged process is in this reader's own child pid namespace.
+
+        Only on a kernel (>= 6.14) that gives each pid namespace its own pid_max.
+        """
+        own = self.host.namespace("pid")
+        if own is None or own == INIT_PID_NS:
+            return False
+        if _version(self.host.kernel_release()) < PID_MAX_PER_NAMESPACE:
+            return False
+        return self.target.pid is None or self.host.namespace("pid", self.target.pid) == own
 
     @cached_property
     def tasks_by_uid(self) -> dict[int, int]:

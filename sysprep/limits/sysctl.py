@@ -7,6 +7,7 @@ from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.limits.base import RESERVED_PIDS
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
+from sysprep.limits.base import Status
 from sysprep.limits.base import measured
 from sysprep.settings.sysctl import SysctlSetting
 
@@ -62,6 +63,8 @@ class PidMax:
         A thread above it whose leader is below still counts: the estimate errs safe.
         Tasks hidden from us (hidepid) are counted in the range.
         """
+        if inspection.child_pid_namespace:
+            return _in_namespace(self.name, inspection)
         limit = inspection.host.sysctl_int(self.name)
         host = inspection.host
         held_anywhere = host.tasks_total() - host.pids_taken(1, RESERVED_PIDS)
@@ -80,6 +83,57 @@ class PidMax:
             needed=needed,
             fix=SysctlSetting(self.name).fix(min(needed, PID_MAX_LIMIT)),
             note=note,
+        )
+
+
+def _in_namespace(name: str, inspection: Inspection) -> Reading:
+    """pid_max of this pid namespace: its own tasks, and its allocator's own rule.
+
+    /proc/loadavg counts the whole host's tasks; here only this namespace's hold its pids.
+    While fewer than 300 pids were ever handed out (ns_last_pid < 300) the allocator has not
+    wrapped, and it hands out every number above the last, those below 300 included
+    (kernel/pid.c alloc_pid); after that, the host's rule.
+    """
+    host = inspection.host
+    limit = host.sysctl_int(name)
+    last = host.sysctl_int("kernel.ns_last_pid")
+    tasks = host.threads_of_processes_from(1)  # this namespace's, and those below it
+    if last < RESERVED_PIDS:  # few tasks, so listing their tids costs nothing
+        above = sum(1 for tid in host.thread_ids() if tid > last)
+        allows, needed = limit - 1 - last - above, last + 1 + above + inspection.target.threads
+    else:
+        held = tasks - host.pids_taken(1, RESERVED_PIDS)
+        beyond = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
+        allows = limit - RESERVED_PIDS - (held - beyond)
+        needed = RESERVED_PIDS + held + inspection.target.threads
+    return measured(
+        name,
+        inspection.target,
+        current=limit,
+        in_use=tasks,
+        allows=allows,
+        needed=needed,
+        fix=SysctlSetting(name).fix(min(needed, PID_MAX_LIMIT)),
+        note="this pid namespace's own (Linux >= 6.14); its parents' pid_max bind too",
+    )
+
+
+class ParentPidMax:
+    """kernel.pid_max of the parent pid namespaces: each thread takes a pid at every level."""
+
+    name = "kernel.pid_max (parent namespaces)"
+    unit = "threads"
+    in_bytes = False
+
+    def read(self, inspection: Inspection) -> Reading:  # noqa: ARG002 - nothing to read
+        """Unknown from inside: neither the host's pid_max nor its pids in use show here."""
+        return Reading(
+            self.name,
+            Status.UNKNOWN,
+            note=(
+                "cannot be read from inside a pid namespace: run `sysprep check --pid PID`"
+                " on the host, where kernel.pid_max and its tasks are the parent level's"
+            ),
         )
 
 

@@ -1,0 +1,86 @@
+"""Pid namespaces on the real kernel (6.18: each has its own kernel.pid_max since 6.14).
+
+Each test makes its namespace with `unshare --pid --fork --mount-proc`; the namespace dies
+with its last process, and nothing else is left (no mount outlives the private one).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+
+from sysprep.probe_runner import probe_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.root
+
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
+SYSPREP = f"{sys.executable} -m sysprep"
+PROBE = f"{sys.executable} -S {probe_path('threads')}"
+
+
+def in_namespace(script: str) -> dict[str, Any]:
+    """Run *script* (sh) in a new pid namespace; it prints JSON documents, one a line."""
+    done = subprocess.run(
+        [*UNSHARE, "sh", "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert lines, done.stderr
+    return {"check": lines[0], **({"probe": lines[1]} if len(lines) > 1 else {})}
+
+
+def compact(command: str) -> str:
+    """A command whose JSON document is printed on one line."""
+    one_line = "import json, sys; print(json.dumps(json.load(sys.stdin)))"
+    return f"{command} | {sys.executable} -c '{one_line}'"
+
+
+def test_check_knows_it_is_in_a_pid_namespace() -> None:
+    """The initial namespaces: a host. unshare's: a container, with the evidence."""
+    outside = subprocess.run(
+        [sys.executable, "-m", "sysprep", "check", "--json", "--threads", "10"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert json.loads(outside.stdout)["environment"]["kind"] == "host"
+    inside = in_namespace(compact(f"{SYSPREP} check --json --threads 10"))["check"]
+    assert inside["environment"]["kind"] == "container"
+    assert inside["environment"]["evidence"][0].startswith("pid namespace ")
+
+
+def test_the_namespaces_own_pid_max_is_predicted_within_1_percent() -> None:
+    """pid_max 12345 in the namespace, far below the host's: check inside and the probe
+    inside agree within 1 % and name kernel.pid_max (sysprep 0.1: 11,969 vs 12,338); the
+    parent level cannot be read from inside, so the host is not called ready."""
+    result = in_namespace(
+        "echo 12345 > /proc/sys/kernel/pid_max && "
+        + compact(f"{SYSPREP} check --json --stack 64K --threads 20000")
+        + " && "
+        + compact(f"{PROBE} --count 20000 --stack 65536 --json")
+    )
+    check, probe = result["check"], result["probe"]
+    assert (check["binding"], probe["stopped_by"]) == ("kernel.pid_max", "kernel.pid_max")
+    assert abs(probe["held"] - check["capacity"]) <= check["capacity"] / 100, (check, probe)
+    parent = next(r for r in check["limits"] if r["name"] == "kernel.pid_max (parent namespaces)")
+    assert parent["status"] == "unknown"
+    assert check["ready"] is False
+
+
+def test_the_probe_names_pid_max_when_the_hosts_ran_out(
+    sysctls: Callable[[str, object], None],
+) -> None:
+    """The namespace's own pid_max is 4194304, the host's 9000: the probe stops at the
+    host's and names kernel.pid_max, not "unknown" (sysprep 0.1)."""
+    sysctls("kernel.pid_max", 9000)
+    result = in_namespace(compact(f"{PROBE} --count 20000 --stack 65536 --json"))
+    probe = result["check"]
+    assert probe["stopped_by"] == "kernel.pid_max"
+    assert 8000 < probe["held"] < 9000
