@@ -302,6 +302,6 @@ class FakeHost:
 
     def set_cgroup_file(self, relative: str, value: object) -> FakeHost:
         """Write one cgroup file, e.g. ("pids", "user.slice/pids.max") under /sys/fs/cgroup."""
-        path = self.root / "sys/fs/cgroup" / relative
+        path = self.root / "sys/fs/cgroup" / relative.lstrip("/")
         path.write_text(f"{value}\n")
         return self

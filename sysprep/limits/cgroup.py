@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
+# Container runtimes, by the cgroup they make: docker's (cgroupfs or systemd driver), podman's.
+_RUNTIMES = (
+    (re.compile(r"docker[-/]([0-9a-f]{12,64})(?:\.scope)?$"), "docker"),
+    (re.compile(r"libpod-([0-9a-f]{12,64})(?:\.scope)?$"), "podman"),
+)
 
 
 class CgroupLevel(NamedTuple):
@@ -25,6 +31,7 @@ class CgroupLevel(NamedTuple):
     shown: str  # "/sys/fs/cgroup/system.slice/x.service", as on the host
     limit: int | None  # None: "max", no limit on this level
     usage: int
+    refused: int = 0  # forks this level already refused (pids.events "max N")
 
 
 def cgroup_walk(
@@ -50,7 +57,7 @@ def cgroup_walk(
         text = (level / names[0]).read_text().strip()
         limit = None if text == "max" else int(text)
         usage = int((level / names[1]).read_text())
-        found.append(CgroupLevel(level, shown, limit, usage))
+        found.append(CgroupLevel(level, shown, limit, usage, _refused(level)))
     return found, without
 
 
@@ -76,6 +83,10 @@ class PidsMax:
         tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
         limit = tightest.limit or 0
         needed = tightest.usage + inspection.target.threads
+        note = tightest.shown
+        refused = [f"{level.shown}: {level.refused:,}" for level in levels if level.refused]
+        if refused:
+            note += f"; forks already refused (pids.events): {', '.join(refused)}"
         return measured(
             self.name,
             inspection.target,
@@ -84,13 +95,47 @@ class PidsMax:
             allows=limit - tightest.usage,
             needed=needed,
             fix=_fix(inspection, tightest.path, tightest.shown, needed),
-            note=tightest.shown,
+            note=note,
         )
 
 
+def _refused(level: Path) -> int:
+    """pids.events' "max N": forks refused at this level (v2: by it or below; v1: here)."""
+    try:
+        for line in (level / "pids.events").read_text().splitlines():
+            name, _, count = line.partition(" ")
+            if name == "max":
+                return int(count)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
+    """The knob of whatever made the cgroup: kubelet, docker, podman, systemd; else the file."""
+    if "kubepods" in shown:
+        return Fix(
+            setting="pod pids limit",
+            value=value,
+            now=f"give the pod a pids limit of at least {value} (kubelet podPidsLimit)",
+            persist=(
+                f"podPidsLimit: {value} in the node's kubelet config (the pod's pids.max),"
+                " or the pod's resources.limits.pids where the cluster allows it"
+            ),
+            takes_effect="for pods started after the kubelet restarts",
+        )
+    for pattern, runtime in _RUNTIMES:
+        match = pattern.search(shown)
+        if match:
+            return Fix(
+                setting=f"{runtime} pids limit",
+                value=value,
+                now=f"{runtime} update --pids-limit {value} {match[1][:12]}",
+                persist=f"{runtime} run --pids-limit {value} (compose: pids_limit)",
+                takes_effect="now",
+            )
     unit = level.name
-    if unit.endswith(_SYSTEMD_UNITS) and inspection.host.path("run/systemd/system").is_dir():
+    if unit.endswith(_SYSTEMD_UNITS) and inspection.host.runs_systemd:
         return Fix(
             setting=f"{unit} TasksMax",
             value=value,

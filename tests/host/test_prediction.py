@@ -167,6 +167,32 @@ def test_pids_cgroup(pids_cgroup: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert predicted["capacity"] == 2999
 
 
+def test_pids_events_say_forks_were_refused(
+    pids_cgroup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the probe hit pids.max, check of a process in that cgroup quotes pids.events."""
+    (pids_cgroup / "pids.max").write_text("100\n")
+
+    def join_cgroup(pid: int) -> None:
+        (pids_cgroup / "cgroup.procs").write_text(f"{pid}\n")
+
+    _, result = predict_and_probe(capsys, join_cgroup)
+    assert result["stopped_by"] == "pids.max"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        join_cgroup(sleeper.pid)
+        pids = next(r for r in check_pid(sleeper.pid, capsys)["limits"] if r["name"] == "pids.max")
+        refused = int((pids_cgroup / "pids.events").read_text().split()[1])
+        assert refused >= 1
+        assert (
+            f"forks already refused (pids.events): /{pids_cgroup.relative_to('/')}: "
+            in (pids["note"])
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 @pytest.fixture
 def probe_for_nobody() -> Iterator[Path]:
     """A copy of the probe that uid 65534 can read (the checkout may sit under /root)."""

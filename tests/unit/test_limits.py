@@ -393,3 +393,54 @@ class TestUnknown:
         assert {r.status for r in result.readings} == {Status.UNKNOWN}
         assert result.capacity is None
         assert not result.ready
+
+
+class TestRuntimeKnobs:
+    """The fix names the knob of whatever made the binding cgroup (layouts from real hosts)."""
+
+    DOCKER_ID = "4f1c2a9b8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b"
+
+    def test_docker_with_the_systemd_cgroup_driver(self, fake: FakeHost) -> None:
+        """cgroup v2, docker's systemd driver: /system.slice/docker-<id>.scope."""
+        path = f"/system.slice/docker-{self.DOCKER_ID}.scope"
+        fake.use_cgroup_v2(path)
+        fake.set_cgroup_file(f"{path}/pids.max", 4096)
+        fake.set_cgroup_file(f"{path}/pids.current", 96)
+        fake.set_cgroup_file(f"{path}/pids.events", "max 7")
+        reading = PidsMax().read(inspect(fake))
+        assert reading.fix is not None
+        assert reading.fix.now == f"docker update --pids-limit {96 + 1_000_000} 4f1c2a9b8e7d"
+        assert reading.note.endswith(
+            f"forks already refused (pids.events): /sys/fs/cgroup{path}: 7"
+        )
+
+    def test_docker_with_cgroupfs_on_v1(self, fake: FakeHost) -> None:
+        """cgroup v1, docker's cgroupfs driver: /docker/<id>."""
+        fake.use_cgroup_v1(f"/docker/{self.DOCKER_ID}")
+        fake.set_cgroup_file(f"pids/docker/{self.DOCKER_ID}/pids.max", 4096)
+        reading = PidsMax().read(inspect(fake))
+        assert reading.fix is not None
+        assert (
+            reading.fix.persist == f"docker run --pids-limit {1 + 1_000_000} (compose: pids_limit)"
+        )
+
+    def test_podman(self, fake: FakeHost) -> None:
+        """podman: /machine.slice/libpod-<id>.scope (its default --pids-limit is 2048)."""
+        path = f"/machine.slice/libpod-{self.DOCKER_ID}.scope"
+        fake.use_cgroup_v2(path)
+        fake.set_cgroup_file(f"{path}/pids.max", 2048)
+        reading = PidsMax().read(inspect(fake))
+        assert reading.fix is not None
+        assert reading.fix.now.startswith("podman update --pids-limit ")
+
+    def test_a_kubernetes_pod_binds_above_its_container(self, fake: FakeHost) -> None:
+        """kubepods: the pod slice's pids.max (podPidsLimit) binds its container's scope."""
+        pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b.slice"
+        fake.use_cgroup_v2(f"{pod}/cri-containerd-{self.DOCKER_ID}.scope")
+        fake.set_cgroup_file(f"{pod}/pids.max", 1024)
+        fake.set_cgroup_file(f"{pod}/pids.current", 30)
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.allows) == (1024, 994)
+        assert reading.note == f"/sys/fs/cgroup{pod}"
+        assert reading.fix is not None
+        assert "podPidsLimit" in reading.fix.persist
