@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sysprep.host import Host
 
 # The initial namespaces' inode numbers are fixed (include/linux/proc_ns.h).
+INIT_USER_NS = 0xEFFFFFFD
 INIT_PID_NS = 0xEFFFFFFC
 INIT_CGROUP_NS = 0xEFFFFFFB
 # Files container runtimes leave in the root of a container.

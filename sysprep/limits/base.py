@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from sysprep.environment import INIT_PID_NS
+from sysprep.environment import INIT_USER_NS
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
@@ -178,8 +179,24 @@ class Inspection:
         return int(self.status["Uid"].split()[0])
 
     @cached_property
+    def namespaced(self) -> bool:
+        """True when the judged process runs in a pid or user namespace but the initial ones."""
+        pid_ns, user_ns = (
+            self.host.namespace("pid", self.proc),
+            self.host.namespace("user", self.proc),
+        )
+        return pid_ns not in (None, INIT_PID_NS) or user_ns not in (None, INIT_USER_NS)
+
+    @cached_property
     def nproc_exempt(self) -> bool:
-        """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c)."""
+        """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c).
+
+        Global: uid 0 and capabilities of the initial user namespace only; root of a
+        user-namespaced container is counted like anyone.
+        """
+        user_ns = self.host.namespace("user", self.proc)
+        if user_ns not in (None, INIT_USER_NS):
+            return False
         caps = int(self.status["CapEff"], 16)
         return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
 

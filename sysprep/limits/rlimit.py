@@ -9,6 +9,11 @@ from sysprep.limits.base import measured
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.units import format_size
 
+_SHARED_UID = (
+    "; in a container: the same uid's tasks in every other container count too, host-wide,"
+    " and cannot be seen from here"
+)
+
 
 class Nproc:
     """RLIMIT_NPROC: threads of the real uid, host-wide; global root is exempt."""
@@ -36,7 +41,7 @@ class Nproc:
             allows=soft - in_use,
             needed=needed,
             fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
-            note=f"threads of uid {uid}",
+            note=f"threads of uid {uid}" + (_SHARED_UID if inspection.namespaced else ""),
         )
 
 

@@ -84,3 +84,20 @@ def test_the_probe_names_pid_max_when_the_hosts_ran_out(
     probe = result["check"]
     assert probe["stopped_by"] == "kernel.pid_max"
     assert 8000 < probe["held"] < 9000
+
+
+def test_root_of_a_user_namespace_counts_against_rlimit_nproc() -> None:
+    """Mapped root in a user namespace is not the kernel's root: its RLIMIT_NPROC binds,
+    and check says other containers of the same uid count too."""
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", *UNSHARE[1:], "sh", "-c", compact(
+            f"{SYSPREP} check --json --threads 10"
+        )],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )  # fmt: skip
+    nproc = next(r for r in json.loads(done.stdout)["limits"] if r["name"] == "RLIMIT_NPROC")
+    assert nproc["allows"] is not None  # counted, not "root is exempt"
+    assert "the same uid's tasks in every other container count too" in nproc["note"]

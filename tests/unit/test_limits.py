@@ -444,3 +444,17 @@ class TestRuntimeKnobs:
         assert reading.note == f"/sys/fs/cgroup{pod}"
         assert reading.fix is not None
         assert "podPidsLimit" in reading.fix.persist
+
+
+class TestNprocInNamespaces:
+    def test_root_of_a_user_namespace_is_not_exempt(self, fake: FakeHost) -> None:
+        """uid 0 in a user namespace is not the kernel's INIT_USER: RLIMIT_NPROC counts it."""
+        fake.add_process(SELF_PID, uid=0, caps=0xFFFFFFFF).set_namespace("user", 4026532200)
+        reading = Nproc().read(inspect(fake))
+        assert reading.note.startswith("threads of uid 0; in a container: the same uid's")
+        assert reading.allows is not None
+
+    def test_root_of_the_initial_namespace_is(self, fake: FakeHost) -> None:
+        """Global root skips the limit (kernel/fork.c)."""
+        fake.add_process(SELF_PID, uid=0).set_namespace("user", 0xEFFFFFFD)
+        assert Nproc().read(inspect(fake)).note == "root is exempt"
