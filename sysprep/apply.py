@@ -16,6 +16,7 @@ from sysprep.errors import SysprepError
 from sysprep.plan import Plan
 from sysprep.plan import build_plan
 from sysprep.revert import restore
+from sysprep.settings.sysctl import SysctlSetting
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import ROLLED_BACK
 from sysprep.snapshot import Snapshot
@@ -78,6 +79,7 @@ def apply(
         result = ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=False)
         if not result.changed:
             return result
+        _refuse_the_hosts(host, result.plan)
         snapshot = Snapshot.new(profile.name, host, result.plan.to_make)
         result.snapshot = snapshot
         try:
@@ -100,6 +102,35 @@ def apply(
             f" changes stay (snapshot {snapshot.id}); `sysprep revert` undoes them"
         )
     return result
+
+
+def _refuse_the_hosts(host: Host, plan: Plan) -> None:
+    """Inside a container, a plan with a host-wide sysctl is refused whole, up front.
+
+    The container cannot set it (often /proc/sys is read-only there): the host must.
+    """
+    from sysprep.environment import detect
+    from sysprep.environment import sysctl_where
+    from sysprep.limits.base import Inspection
+    from sysprep.limits.base import Target
+
+    environment = detect(host)
+    if not environment.in_container:
+        return
+    own = Inspection(host, Target(threads=1)).child_pid_namespace
+    theirs = [
+        change
+        for change in plan.of(SysctlSetting)
+        if change.changes
+        and sysctl_where(change.setting.key, environment, own_pid_namespace=own) == "host"
+    ]
+    if theirs:
+        first = theirs[0]
+        more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
+        raise ApplyFailedError(
+            f"{first.setting.key}{more} is the host's, not this container's: set it on the"
+            f" host (sysctl -w {first.setting.key}={first.after}); nothing was changed"
+        )
 
 
 def _roll_back(host: Host, snapshot: Snapshot, state_dir: Path, error: BaseException) -> None:

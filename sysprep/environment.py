@@ -63,3 +63,15 @@ def detect(host: Host) -> Environment:
     runtime = markers[0][1] if markers else declared or None
     evidence += [path for path, _ in markers]
     return Environment("container", runtime, tuple(evidence))
+
+
+def sysctl_where(name: str, environment: Environment, *, own_pid_namespace: bool) -> str:
+    """Where sysctl *name* can be set from here: "here", or only on the "host".
+
+    In a container, net.* is its network namespace's and kernel.pid_max its pid
+    namespace's (*own_pid_namespace*: a child pid namespace on Linux >= 6.14); every
+    other sysctl is the host's.
+    """
+    if not environment.in_container or name.startswith("net."):
+        return "here"
+    return "here" if name == "kernel.pid_max" and own_pid_namespace else "host"

@@ -10,11 +10,14 @@ from typing import NamedTuple
 
 from sysprep.environment import INIT_PID_NS
 from sysprep.environment import INIT_USER_NS
+from sysprep.environment import detect
+from sysprep.environment import sysctl_where
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from sysprep.environment import Environment
     from sysprep.host import Host
     from sysprep.settings import Fix
 
@@ -177,6 +180,15 @@ class Inspection:
     def real_uid(self) -> int:
         """Real uid: RLIMIT_NPROC counts threads per real uid."""
         return int(self.status["Uid"].split()[0])
+
+    @cached_property
+    def environment(self) -> Environment:
+        """Where this check runs: on a host, or in a container."""
+        return detect(self.host)
+
+    def sysctl_where(self, name: str) -> str:
+        """Where sysctl *name* can be set from here: "here", or only on the "host"."""
+        return sysctl_where(name, self.environment, own_pid_namespace=self.child_pid_namespace)
 
     @cached_property
     def namespaced(self) -> bool:

@@ -159,7 +159,9 @@ class CommitLimit:
         per_thread = inspection.committed_per_thread
         needed = committed + reserve + per_thread * inspection.target.threads
         fits = max((limit - committed - reserve) // inspection.target.threads, 0)
-        fix = SysctlSetting("vm.overcommit_memory").fix(0)
+        fix = SysctlSetting("vm.overcommit_memory").fix(
+            0, where=inspection.sysctl_where("vm.overcommit_memory")
+        )
         fix = fix._replace(now=f"{fix.now}, or a thread stack of at most {format_size(fits)}")
         return measured(
             self.name,

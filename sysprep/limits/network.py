@@ -111,7 +111,9 @@ class Backlog:
             Status.OK if ok else Status.FAILS,
             current=current,
             needed=needed,
-            fix=None if ok else SysctlSetting(self.name).fix(needed),
+            fix=None
+            if ok
+            else SysctlSetting(self.name).fix(needed, where=inspection.sysctl_where(self.name)),
             note="queue for a burst of new clients; does not bound those held",
             unit=self.unit,
         )

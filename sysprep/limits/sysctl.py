@@ -30,7 +30,9 @@ def sysctl_minus_in_use(
         in_use=in_use,
         allows=limit - in_use,
         needed=needed,
-        fix=SysctlSetting(name).fix(min(needed, cap) if cap else needed),
+        fix=SysctlSetting(name).fix(
+            min(needed, cap) if cap else needed, where=inspection.sysctl_where(name)
+        ),
         unit=unit,
     )
 
@@ -81,7 +83,9 @@ class PidMax:
             in_use=in_use,
             allows=limit - RESERVED_PIDS - in_use,
             needed=needed,
-            fix=SysctlSetting(self.name).fix(min(needed, PID_MAX_LIMIT)),
+            fix=SysctlSetting(self.name).fix(
+                min(needed, PID_MAX_LIMIT), where=inspection.sysctl_where(self.name)
+            ),
             note=note,
         )
 
@@ -157,6 +161,6 @@ class MaxMapCount:
             in_use=in_use,
             allows=(limit - in_use) // per_thread,
             needed=needed,
-            fix=SysctlSetting(self.name).fix(needed),
+            fix=SysctlSetting(self.name).fix(needed, where=inspection.sysctl_where(self.name)),
             note=f"{per_thread} mappings per thread stack",
         )

@@ -143,3 +143,4 @@ class Fix(NamedTuple):
     now: str
     persist: str | None
     takes_effect: str
+    where: str = "here"  # or "host": from inside a container, only the host can make it

@@ -83,8 +83,23 @@ class SysctlSetting:
         """The drop-in line that sets it at boot (sysctl.d(5))."""
         return ((SYSCTL_FILE, f"{self.name} = {value}\n"),)
 
-    def fix(self, value: int) -> Fix:
-        """The sysctl -w for now; the drop-in for boot (it sorts after 50-pid-max.conf)."""
+    def fix(self, value: int, *, where: str = "here") -> Fix:
+        """The sysctl -w for now; the drop-in for boot (it sorts after 50-pid-max.conf).
+
+        *where* "host": from inside a container, only the host can set it; the fix says so.
+        """
+        if where == "host":
+            return Fix(
+                setting=self.name,
+                value=value,
+                now=(
+                    f"on the host: sysctl -w {self.name}={value} (a container cannot set it;"
+                    " on Kubernetes: the node's sysctl configuration or a privileged DaemonSet)"
+                ),
+                persist=f"on the host: add '{self.name} = {value}' to {SYSCTL_FILE.path}",
+                takes_effect="now, for every container of the host",
+                where="host",
+            )
         return Fix(
             setting=self.name,
             value=value,

@@ -18,6 +18,7 @@ from sysprep.probe_runner import probe_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 pytestmark = pytest.mark.root
 
@@ -101,3 +102,37 @@ def test_root_of_a_user_namespace_counts_against_rlimit_nproc() -> None:
     nproc = next(r for r in json.loads(done.stdout)["limits"] if r["name"] == "RLIMIT_NPROC")
     assert nproc["allows"] is not None  # counted, not "root is exempt"
     assert "the same uid's tasks in every other container count too" in nproc["note"]
+
+
+def test_in_a_container_host_wide_settings_are_the_hosts(tmp_path: Path) -> None:
+    """A read-only /proc/sys in a mount namespace, as runtimes give containers: check's fix
+    for vm.max_map_count says "on the host", and apply refuses up front (exit 1) and
+    changes nothing."""
+    etc, state = tmp_path / "etc-root", tmp_path / "state"
+    etc.mkdir()
+    sysprep = f"{SYSPREP} --etc-root {etc} --state-dir {state}"
+    script = (
+        "mount -o bind,ro /proc/sys /proc/sys && "
+        + compact(f"{SYSPREP} check --json --threads 100000")
+        + f" && {sysprep} apply elasticsearch --no-probe; echo $?"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", *UNSHARE[1:], "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    check_line, status = done.stdout.strip().splitlines()
+    check = json.loads(check_line)
+    assert "/proc/sys is mounted read-only" in check["environment"]["evidence"]
+    fix = next(r["fix"] for r in check["limits"] if r["name"] == "vm.max_map_count")
+    assert fix["where"] == "host"
+    assert fix["now"].startswith("on the host: sysctl -w vm.max_map_count=")
+    assert status == "1"
+    refusal = (
+        "sysprep: error: vm.max_map_count is the host's, not this container's: set it on the"
+        " host (sysctl -w vm.max_map_count=262144); nothing was changed"
+    )
+    assert done.stderr.strip().splitlines() == [refusal]
+    assert not list(etc.rglob("*"))

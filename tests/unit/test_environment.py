@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 from sysprep.environment import INIT_CGROUP_NS
 from sysprep.environment import INIT_PID_NS
+from sysprep.environment import Environment
 from sysprep.environment import detect
+from sysprep.environment import sysctl_where
 
 if TYPE_CHECKING:
     from tests.fakehost import FakeHost
@@ -57,3 +59,18 @@ def test_a_read_only_proc_sys_is_a_container(fake: FakeHost) -> None:
     )
     environment = detect(initial(fake).host)
     assert environment.evidence == ("/proc/sys is mounted read-only",)
+
+
+def test_where_each_sysctl_can_be_set() -> None:
+    """In a container: net.* and (in its own pid namespace) pid_max here, the rest on the host."""
+    host, container = ("host", None, ()), ("container", None, ("pid namespace 5",))
+    cases = {
+        ("vm.max_map_count", host, False): "here",
+        ("vm.max_map_count", container, True): "host",
+        ("net.core.somaxconn", container, False): "here",
+        ("kernel.pid_max", container, True): "here",
+        ("kernel.pid_max", container, False): "host",
+        ("kernel.threads-max", container, True): "host",
+    }
+    for (name, environment, own), where in cases.items():
+        assert sysctl_where(name, Environment(*environment), own_pid_namespace=own) == where
