@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from sysprep.environment import Environment
     from sysprep.host import Host
+    from sysprep.pidns import Level
     from sysprep.settings import Fix
 
     # Only a type: check calls read() on whatever the registry holds; building a Protocol
@@ -180,6 +181,29 @@ class Inspection:
     def real_uid(self) -> int:
         """Real uid: RLIMIT_NPROC counts threads per real uid."""
         return int(self.status["Uid"].split()[0])
+
+    @cached_property
+    def pid_levels(self) -> list[Level]:
+        """The pid namespaces of the --pid process below ours, each with its pid_max.
+
+        Only on the live host, for a kernel (>= 6.14) where each has a pid_max of its own.
+        OSError when they cannot be read (it takes root): never a silent pass.
+        """
+        if self.target.pid is None or not self.host.is_live:
+            return []
+        if _version(self.host.kernel_release()) < PID_MAX_PER_NAMESPACE:
+            return []
+        own = self.host.namespace("pid")
+        if self.host.namespace("pid", self.target.pid) == own:
+            return []
+        from sysprep.pidns import levels
+
+        try:
+            return levels(self.target.pid)
+        except PermissionError as error:
+            raise OSError(
+                error.errno, "the pid namespaces of the process (root reads them)", "setns"
+            ) from None
 
     @cached_property
     def environment(self) -> Environment:

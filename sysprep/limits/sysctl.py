@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sysprep.facts import PID_MAX_LIMIT
 from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.limits.base import RESERVED_PIDS
@@ -9,7 +11,11 @@ from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
+from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
+
+if TYPE_CHECKING:
+    from sysprep.pidns import Level
 
 
 def sysctl_minus_in_use(
@@ -76,7 +82,7 @@ class PidMax:
         note = ""
         if needed > PID_MAX_LIMIT:
             note = f"the kernel allows at most {PID_MAX_LIMIT:,} pids on 64-bit"
-        return measured(
+        reading = measured(
             self.name,
             inspection.target,
             current=limit,
@@ -88,6 +94,54 @@ class PidMax:
             ),
             note=note,
         )
+        return _tightest_level(reading, inspection) if inspection.pid_levels else reading
+
+
+def _level_allows(level: Level, threads: int) -> tuple[int, int]:
+    """More threads a pid namespace level allows, and the pid_max *threads* more need there.
+
+    Its allocator's rule: on the first pass (ns_last_pid < 300) every number above the last;
+    after, the numbers in [300, pid_max) no task holds.
+    """
+    if level.last_pid < RESERVED_PIDS:
+        return level.pid_max - 1 - level.last_pid, level.last_pid + 1 + threads
+    held = level.tasks - level.early
+    return level.pid_max - RESERVED_PIDS - held, RESERVED_PIDS + held + threads
+
+
+def _tightest_level(host_level: Reading, inspection: Inspection) -> Reading:
+    """--pid of a process in pid namespaces below ours: each level binds too (Linux 6.14+).
+
+    The reading is the tightest level's; the note says which, and what the host's allows.
+    """
+    threads = inspection.target.threads
+    worst = min(inspection.pid_levels, key=lambda level: _level_allows(level, threads)[0])
+    allows, needed = _level_allows(worst, threads)
+    if host_level.allows is not None and host_level.allows <= allows:
+        levels = ", ".join(f"{level.pid_max:,}" for level in inspection.pid_levels)
+        return host_level._replace(
+            note=f"the host's binds; the pid namespaces' own pid_max: {levels}"
+        )
+    where = f"pid namespace {worst.inode} (level {worst.depth} of {len(inspection.pid_levels)})"
+    return measured(
+        host_level.name,
+        inspection.target,
+        current=worst.pid_max,
+        in_use=worst.tasks,
+        allows=allows,
+        needed=needed,
+        fix=Fix(
+            setting=f"kernel.pid_max of {where}",
+            value=min(needed, PID_MAX_LIMIT),
+            now=(
+                f"nsenter --target {worst.member} --pid sh -c"
+                f" 'echo {min(needed, PID_MAX_LIMIT)} > /proc/sys/kernel/pid_max'"
+            ),
+            persist="set it where the pid namespace is made (the container's start-up)",
+            takes_effect="now",
+        ),
+        note=f"{where}: its own pid_max binds; the host's allows {host_level.allows:,}",
+    )
 
 
 def _in_namespace(name: str, inspection: Inspection) -> Reading:

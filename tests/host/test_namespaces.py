@@ -12,8 +12,10 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+import psutil
 import pytest
 
+from sysprep.cli import run
 from sysprep.probe_runner import probe_path
 
 if TYPE_CHECKING:
@@ -136,3 +138,48 @@ def test_in_a_container_host_wide_settings_are_the_hosts(tmp_path: Path) -> None
     )
     assert done.stderr.strip().splitlines() == [refusal]
     assert not list(etc.rglob("*"))
+
+
+@pytest.mark.parametrize(("outer", "inner"), [(12345, 30000), (30000, 12345)])
+def test_nested_namespaces_from_the_host(
+    outer: int, inner: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two pid namespaces, the tighter pid_max at each level in turn: `check --pid` from the
+    host predicts the paused probe's threads within 1 %, and both name kernel.pid_max."""
+    script = (
+        f"echo {outer} > /proc/sys/kernel/pid_max && exec {' '.join(UNSHARE)} sh -c"
+        f" 'echo {inner} > /proc/sys/kernel/pid_max && exec {PROBE} --count 40000"
+        " --stack 65536 --wait --json'"
+    )
+    process = subprocess.Popen(
+        [*UNSHARE, "sh", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        assert json.loads(process.stderr.readline())["event"] == "ready"
+        (probe,) = [
+            child.pid
+            for child in psutil.Process(process.pid).children(recursive=True)
+            if child.cmdline()[:2] == [sys.executable, "-S"]
+        ]
+        capsys.readouterr()
+        run(["check", "--pid", str(probe), "--stack", "64K", "--threads", "40000", "--json"])
+        predicted = json.loads(capsys.readouterr().out)
+        out, err = process.communicate("go\n", timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    held = json.loads(out)
+    pid_max = next(r for r in predicted["limits"] if r["name"] == "kernel.pid_max")
+    print(
+        f"outer {outer}, inner {inner}: check --pid {predicted['capacity']}, held {held['held']}"
+    )
+    assert predicted["binding"] == held["stopped_by"] == "kernel.pid_max", (pid_max, err)
+    assert abs(held["held"] - predicted["capacity"]) <= predicted["capacity"] / 100, pid_max
+    level = 2 if inner < outer else 1
+    assert f"(level {level} of 2): its own pid_max binds" in pid_max["note"]
