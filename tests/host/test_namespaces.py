@@ -183,3 +183,22 @@ def test_nested_namespaces_from_the_host(
     assert abs(held["held"] - predicted["capacity"]) <= predicted["capacity"] / 100, pid_max
     level = 2 if inner < outer else 1
     assert f"(level {level} of 2): its own pid_max binds" in pid_max["note"]
+
+
+def test_nested_check_inside_when_its_own_level_is_the_tighter() -> None:
+    """Inside the inner of two namespaces, its own pid_max the tighter: check inside and
+    the probe inside agree within 1 %; the outer level is reported unknown, not passed."""
+    inner = (
+        "echo 12345 > /proc/sys/kernel/pid_max && "
+        + compact(f"{SYSPREP} check --json --stack 64K --threads 20000")
+        + " && "
+        + compact(f"{PROBE} --count 20000 --stack 65536 --json")
+    )
+    result = in_namespace(
+        f'echo 30000 > /proc/sys/kernel/pid_max && exec {" ".join(UNSHARE)} sh -c "{inner}"'
+    )
+    check, probe = result["check"], result["probe"]
+    assert (check["binding"], probe["stopped_by"]) == ("kernel.pid_max", "kernel.pid_max")
+    assert abs(probe["held"] - check["capacity"]) <= check["capacity"] / 100
+    parent = next(r for r in check["limits"] if r["name"] == "kernel.pid_max (parent namespaces)")
+    assert parent["status"] == "unknown"
