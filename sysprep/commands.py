@@ -15,7 +15,7 @@ import typer
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
-from sysprep.limits.base import PTHREAD_STACK_MIN
+from sysprep.facts import PTHREAD_STACK_MIN
 from sysprep.units import format_size
 from sysprep.units import parse_count
 from sysprep.units import parse_size

@@ -85,6 +85,28 @@ RLIMITS: dict[str, Rlimit] = {
 }
 RLIM_INFINITY = resource.RLIM_INFINITY
 
+# glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited
+# (sysdeps/<arch>/nptl/pthreaddef.h).
+ARCH_STACK_DEFAULT = {
+    "x86_64": 2 << 20,
+    "aarch64": 2 << 20,
+    "arm": 2 << 20,
+    "riscv64": 2 << 20,
+    "s390x": 2 << 20,
+    "ppc64": 4 << 20,
+    "ppc64le": 4 << 20,
+    "sparc64": 4 << 20,
+    "alpha": 4 << 20,
+    "parisc64": 8 << 20,
+}
+PTHREAD_STACK_MIN = 16384  # glibc's, x86_64
+# After pid numbers wrap, the kernel hands out pids from 300 up (RESERVED_PIDS, kernel/pid.c).
+RESERVED_PIDS = 300
+# kernel.pid_max is per pid namespace from Linux 6.14 (kernel/pid.c, 7863dcc72d0f).
+PID_MAX_PER_NAMESPACE = (6, 14)
+# capability(7) numbers: either one lifts RLIMIT_NPROC (kernel/fork.c).
+CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24
 # FUTEX_TID_MASK: the kernel refuses larger threads-max with EINVAL (kernel/fork.c).
 THREADS_MAX_LIMIT = 0x3FFFFFFF
 # PID_MAX_LIMIT on 64-bit (include/linux/threads.h).

@@ -12,6 +12,11 @@ from sysprep.environment import INIT_PID_NS
 from sysprep.environment import INIT_USER_NS
 from sysprep.environment import detect
 from sysprep.environment import sysctl_where
+from sysprep.facts import ARCH_STACK_DEFAULT
+from sysprep.facts import CAP_SYS_ADMIN
+from sysprep.facts import CAP_SYS_RESOURCE
+from sysprep.facts import PID_MAX_PER_NAMESPACE
+from sysprep.facts import PTHREAD_STACK_MIN
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
@@ -34,29 +39,6 @@ if TYPE_CHECKING:
         def read(self, inspection: Inspection) -> Reading:
             """Current value, in use, threads allowed, and the fix when it stops the target."""
             ...
-
-
-# glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited
-# (sysdeps/<arch>/nptl/pthreaddef.h).
-_ARCH_STACK_DEFAULT = {
-    "x86_64": 2 * MIB,
-    "aarch64": 2 * MIB,
-    "arm": 2 * MIB,
-    "riscv64": 2 * MIB,
-    "s390x": 2 * MIB,
-    "ppc64": 4 * MIB,
-    "ppc64le": 4 * MIB,
-    "sparc64": 4 * MIB,
-    "alpha": 4 * MIB,
-    "parisc64": 8 * MIB,
-}
-PTHREAD_STACK_MIN = 16384
-# After pid numbers wrap, the kernel hands out pids from 300 up (RESERVED_PIDS, kernel/pid.c).
-RESERVED_PIDS = 300
-# kernel.pid_max is per pid namespace from Linux 6.14 (kernel/pid.c, 7863dcc72d0f).
-PID_MAX_PER_NAMESPACE = (6, 14)
-CAP_SYS_ADMIN = 21
-CAP_SYS_RESOURCE = 24
 
 
 class Status(str, Enum):
@@ -284,7 +266,7 @@ class Inspection:
             size = self.target.stack_bytes
         else:
             soft = self.rlimits["RLIMIT_STACK"][0]
-            size = _ARCH_STACK_DEFAULT.get(self.arch, 2 * MIB) if soft is None else soft
+            size = ARCH_STACK_DEFAULT.get(self.arch, 2 * MIB) if soft is None else soft
         size = max(size, PTHREAD_STACK_MIN)
         return -(-size // self.page_size) * self.page_size
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysprep.facts import PID_MAX_LIMIT
+from sysprep.facts import RESERVED_PIDS
 from sysprep.facts import THREADS_MAX_LIMIT
-from sysprep.limits.base import RESERVED_PIDS
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
