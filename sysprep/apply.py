@@ -6,6 +6,7 @@ import os
 import signal
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -70,7 +71,12 @@ def apply(
 ) -> ApplyResult:
     """Apply *profile*: the snapshot is on disk before the first change; a failure undoes all."""
     if dry_run:
-        return ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=True)
+        plan = build_plan(profile, host, pid=pid, persist=persist)
+        try:
+            _refuse_the_hosts(host, plan)
+        except ApplyFailedError as refusal:  # the dry run shows it; a real apply stops there
+            plan = replace(plan, warnings=(*plan.warnings, f"apply would refuse: {refusal}"))
+        return ApplyResult(plan, dry_run=True)
     host.require_writable("apply")
     if run_probes and profile.probes and not host.is_live:
         raise BadInputError("probes start real threads: apply to --root needs --no-probe")

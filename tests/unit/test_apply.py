@@ -236,6 +236,19 @@ class TestApplyRevert:
         assert [path.exists() for path in ours] == [False, False]
         assert [path.exists() for path in theirs] == [True, True]
 
+    def test_in_a_container_a_host_wide_sysctl_is_refused(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """Inside a pid namespace, max_map_count is the host's: apply refuses it up front
+        (nothing changed), and --dry-run says it would."""
+        fake.set_namespace("pid", 4026532178)
+        start = state(host)
+        with pytest.raises(ApplyFailedError, match="vm.max_map_count is the host's"):
+            apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
+        assert state(host) == start
+        dry = apply(host, load("elasticsearch", host), tmp_path, dry_run=True)
+        assert dry.plan.warnings[-1].startswith("apply would refuse: vm.max_map_count is")
+
     def test_probes_cannot_validate_a_tree(self, host: Host, tmp_path: Path) -> None:
         """Probes measure the real kernel: apply to a tree asks for --no-probe, changes nothing."""
         start = state(host)
