@@ -243,7 +243,7 @@ class TestApplyRevert:
         (nothing changed), and --dry-run says it would."""
         fake.set_namespace("pid", 4026532178)
         start = state(host)
-        with pytest.raises(ApplyFailedError, match="vm.max_map_count is the host's"):
+        with pytest.raises(ApplyFailedError, match=r"vm\.max_map_count is the host's"):
             apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
         assert state(host) == start
         dry = apply(host, load("elasticsearch", host), tmp_path, dry_run=True)
