@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from sysprep.host import Host
     from sysprep.limits.base import Limit
+    from sysprep.systemd import Unit
 
 
 class Assessment(NamedTuple):
@@ -63,6 +64,7 @@ def check(
     *,
     limits: Sequence[Limit] | None = None,
     cost: ThreadCost | None = None,
+    unit: Unit | None = None,
 ) -> Assessment:
     """Read every limit of *host* for *target* (read-only) and assess them."""
     if limits is None:
@@ -73,7 +75,7 @@ def check(
             from sysprep.limits.network import NETWORK_LIMITS
 
             limits = (*limits, *NETWORK_LIMITS)
-    inspection = Inspection(host, target, cost)
+    inspection = Inspection(host, target, cost, unit)
     if target.threads and inspection.child_pid_namespace:
         from sysprep.limits.sysctl import ParentPidMax
 

@@ -61,6 +61,12 @@ def check(
             metavar="PID", help="Judge this running process: its rlimits, cgroup and mappings."
         ),
     ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME", help="Judge this systemd service as it will run (running or not)."
+        ),
+    ] = None,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -108,6 +114,7 @@ def check(
         sources=sources,
         calibrate=calibrate,
         with_links=as_json,
+        unit=unit,
     )
     if as_json:
         print_json(check_document(result))

@@ -186,9 +186,12 @@ class ProcessReads:
         """Mounts as this process sees them (/proc/self/mountinfo)."""
         return procfs.parse_mountinfo(self.read("proc/self/mountinfo"))
 
-    def cgroup_levels(self, pid: int | str, controller: str) -> list[Path] | None:
+    def cgroup_levels(
+        self, pid: int | str, controller: str, path: str | None = None
+    ) -> list[Path] | None:
         """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
 
+        *path*: another cgroup of the same hierarchy instead (a stopped service's slice).
         The walk stops below the hierarchy root, which has no limit files.
         """
         entries = self.cgroups(pid)
@@ -198,8 +201,8 @@ class ProcessReads:
         )
         if found is None:
             return None
-        mount, path = found
-        return procfs.cgroup_dirs(self.path(mount.mount_point), mount, path)
+        mount, own = found
+        return procfs.cgroup_dirs(self.path(mount.mount_point), mount, path or own)
 
     def _find_v2(
         self, entries: list[CgroupEntry], mounts: list[Mount], controller: str

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sysprep.compliance import Compliance
     from sysprep.environment import Environment
     from sysprep.host import Host
+    from sysprep.systemd import Unit
 
 DEFAULT_THREADS = 1_000_000
 
@@ -26,6 +27,7 @@ class CheckResult(NamedTuple):
     environment: Environment
     compliance: Compliance | None = None
     links: list[dict[str, object]] | None = None
+    unit: Unit | None = None
 
     @property
     def ready(self) -> bool:
@@ -44,6 +46,7 @@ def run_check(
     sources: int | None = None,
     calibrate: bool = False,
     with_links: bool = False,
+    unit: str | None = None,
 ) -> CheckResult:
     """Judge *host* for the target; read-only. A profile gives the defaults it does not set.
 
@@ -57,6 +60,14 @@ def run_check(
         loaded = load(profile, host)
     if sources is not None and (sources <= 0 or connections is None):
         raise BadInputError(f"invalid --sources {sources}: give it with --connections, at least 1")
+    service = None
+    if unit is not None:
+        if pid is not None:
+            raise BadInputError("give --unit or --pid, not both: a running unit's pid is its own")
+        from sysprep.systemd import read_unit
+
+        service = read_unit(host, unit)
+        pid = service.main_pid if service.running else None
     if pid is not None:
         host.require_process(pid)
     default_threads = 0 if connections and not loaded else DEFAULT_THREADS
@@ -82,4 +93,5 @@ def run_check(
         from sysprep.netns import links as read_links
 
         links = read_links()
-    return CheckResult(check(host, target, cost=cost), detect(host), compliance, links)
+    assessment = check(host, target, cost=cost, unit=service)
+    return CheckResult(assessment, detect(host), compliance, links, service)

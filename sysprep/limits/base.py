@@ -20,12 +20,14 @@ from sysprep.facts import PTHREAD_STACK_MIN
 from sysprep.units import MIB
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Protocol
 
     from sysprep.environment import Environment
     from sysprep.host import Host
     from sysprep.pidns import Level
     from sysprep.settings import Fix
+    from sysprep.systemd import Unit
 
     # Only a type: check calls read() on whatever the registry holds; building a Protocol
     # class at import would cost `sysprep check` its start-up time.
@@ -140,9 +142,15 @@ class Inspection:
     more than a C program's, so the prediction errs on the safe side.
     """
 
-    def __init__(self, host: Host, target: Target, cost: ThreadCost | None = None) -> None:
+    def __init__(
+        self, host: Host, target: Target, cost: ThreadCost | None = None, unit: Unit | None = None
+    ) -> None:
         self.host = host
         self.target = target
+        # A systemd service judged as it will run: not running, systemd's values stand in
+        # for the process's (its rlimits, its uid, its slice); running, target.pid is its own.
+        self.unit = unit
+        self.unit_stopped = unit is not None and not unit.running
         # Per-thread and per-connection memory: --calibrate's measure, else estimated on first
         # use (memory.thread_cost, network.connection_cost) and kept: several limits need them.
         self.thread_cost: ThreadCost | None = cost
@@ -156,12 +164,24 @@ class Inspection:
 
     @cached_property
     def rlimits(self) -> dict[str, tuple[int | None, int | None]]:
-        """Soft and hard rlimits of the judged process."""
+        """Soft and hard rlimits of the judged process (a stopped service's: systemd's)."""
+        if self.unit is not None and self.unit_stopped:
+            return {**self.host.rlimits(self.proc), **self.unit.rlimits}
         return self.host.rlimits(self.proc)
+
+    def cgroup_levels(self, controller: str) -> list[Path] | None:
+        """The judged process's *controller* cgroup levels; a stopped service's slice's."""
+        if self.unit is not None and self.unit_stopped:
+            from sysprep.systemd import slice_path
+
+            return self.host.cgroup_levels(self.proc, controller, slice_path(self.unit.slice))
+        return self.host.cgroup_levels(self.proc, controller)
 
     @cached_property
     def real_uid(self) -> int:
-        """Real uid: RLIMIT_NPROC counts threads per real uid."""
+        """Real uid: RLIMIT_NPROC counts threads per real uid (a stopped service's User=)."""
+        if self.unit is not None and self.unit_stopped:
+            return self.unit.uid
         return int(self.status["Uid"].split()[0])
 
     @cached_property
@@ -215,6 +235,8 @@ class Inspection:
         user_ns = self.host.namespace("user", self.proc)
         if user_ns not in (None, INIT_USER_NS):
             return False
+        if self.unit_stopped:  # systemd starts it with no capabilities unless it says so
+            return self.real_uid == 0
         caps = int(self.status["CapEff"], 16)
         return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
 

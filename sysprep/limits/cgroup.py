@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
 from typing import NamedTuple
 
 from sysprep.limits.base import Inspection
@@ -11,10 +11,6 @@ from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.settings import Fix
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
 # Container runtimes, by the cgroup they make: docker's (cgroupfs or systemd driver), podman's.
@@ -44,7 +40,7 @@ def cgroup_walk(
     whose subtree_control names it); such levels come back apart, by the path shown.
     Any other failure to read (permission denied, a malformed file) is raised.
     """
-    levels = inspection.host.cgroup_levels(inspection.proc, controller)
+    levels = inspection.cgroup_levels(controller)
     if levels is None:
         return None
     found, without = [], []
@@ -74,6 +70,10 @@ class PidsMax:
         if walk is None:
             return unbounded(self.name, inspection.target, "no pids controller")
         levels, without = walk
+        unit = inspection.unit
+        if unit is not None and inspection.unit_stopped and unit.tasks_max is not None:
+            # The service's own cgroup is made when it starts: its TasksMax, nothing in use.
+            levels = [CgroupLevel(Path(unit.name), unit.name, unit.tasks_max, 0), *levels]
         bounded = [level for level in levels if level.limit is not None]
         if not bounded:
             note = "no limit on any level"
@@ -84,6 +84,8 @@ class PidsMax:
         limit = tightest.limit or 0
         needed = tightest.usage + inspection.target.threads
         note = tightest.shown
+        if unit is not None and tightest.path.name == unit.name:
+            note = f"{unit.name}: {unit.tasks_max_source}"
         refused = [f"{level.shown}: {level.refused:,}" for level in levels if level.refused]
         if refused:
             note += f"; forks already refused (pids.events): {', '.join(refused)}"
@@ -135,6 +137,17 @@ def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
                 takes_effect="now",
             )
     unit = level.name
+    if inspection.unit is not None and unit == inspection.unit.name:
+        return Fix(
+            setting=f"{unit} TasksMax",
+            value=value,
+            now=f"systemctl set-property --runtime {unit} TasksMax={value}",
+            persist=(
+                f"[Service] TasksMax={value} in {inspection.unit.drop_in},"
+                " then systemctl daemon-reload"
+            ),
+            takes_effect="at the service's next (re)start; set-property, now",
+        )
     if unit.endswith(_SYSTEMD_UNITS) and inspection.host.runs_systemd:
         return Fix(
             setting=f"{unit} TasksMax",

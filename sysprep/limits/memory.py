@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
+from sysprep.limits.cgroup import CgroupLevel
 from sysprep.limits.cgroup import cgroup_walk
 from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
@@ -97,6 +99,9 @@ class MemoryCgroup:
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
         walk = cgroup_walk(inspection, "memory", _MEMORY_FILES) or ([], [])
+        unit = inspection.unit
+        if unit is not None and inspection.unit_stopped and unit.memory_max is not None:
+            walk[0].insert(0, CgroupLevel(Path(unit.name), unit.name, unit.memory_max, 0))
         bounded = [
             level
             for level in walk[0]

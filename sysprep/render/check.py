@@ -33,6 +33,18 @@ def check_document(result: CheckResult) -> dict[str, Any]:
         document["profile"] = compliance_document(result.compliance)
     if result.links is not None:
         document["links"] = result.links
+    if result.unit is not None:
+        unit = result.unit
+        document["unit"] = {
+            "name": unit.name,
+            "running": unit.running,
+            "main_pid": unit.main_pid,
+            "uid": unit.uid,
+            "slice": unit.slice,
+            "tasks_max": unit.tasks_max,
+            "tasks_max_source": unit.tasks_max_source,
+            "drop_in": unit.drop_in,
+        }
     return document
 
 
@@ -42,6 +54,14 @@ def print_check(result: CheckResult) -> None:
     if environment.in_container:
         runtime = f" ({environment.runtime})" if environment.runtime else ""
         print(f"in a container{runtime}: {'; '.join(environment.evidence)}")
+    if result.unit is not None:
+        unit = result.unit
+        how = (
+            f"running, pid {unit.main_pid}"
+            if unit.running
+            else "not running: as systemd starts it"
+        )
+        print(f"service {unit.name} ({how}); {unit.tasks_max_source}; slice {unit.slice}")
     print_assessment(result.assessment)
     if result.compliance is not None:
         print_compliance(result.compliance)

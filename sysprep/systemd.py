@@ -1,0 +1,164 @@
+"""A systemd service as it will run: its limits from systemd itself, running or not.
+
+A service's limits are not the shell's: systemd gives it TasksMax (its pids cgroup, 15 % of
+the system's tasks by default), its own LimitNPROC/LimitSTACK/LimitNOFILE/LimitAS/LimitDATA
+(limits.conf never applies: services have no PAM session), MemoryMax, a User= and a slice.
+One `systemctl show` for the unit and one for the manager's DefaultTasksMax.
+"""
+
+from __future__ import annotations
+
+import pwd
+import subprocess
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+
+from sysprep.errors import BadInputError
+
+if TYPE_CHECKING:
+    from sysprep.host import Host
+
+# systemd's property, soft and hard, for each rlimit sysprep judges.
+_LIMITS = {
+    "RLIMIT_NPROC": "LimitNPROC",
+    "RLIMIT_STACK": "LimitSTACK",
+    "RLIMIT_NOFILE": "LimitNOFILE",
+    "RLIMIT_AS": "LimitAS",
+    "RLIMIT_DATA": "LimitDATA",
+}
+_PROPERTIES = (
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "MainPID",
+    "User",
+    "Slice",
+    "TasksMax",
+    "MemoryMax",
+    "DropInPaths",
+    *(f"{p}{suffix}" for p in _LIMITS.values() for suffix in ("", "Soft")),
+)
+# Where a unit's drop-in goes (systemd.unit(5)); sysprep owns this one file of it.
+DROP_IN = "/etc/systemd/system/{unit}.d/90-sysprep.conf"
+
+
+class Unit(NamedTuple):
+    """What systemd says of one service."""
+
+    name: str  # "demo.service"
+    running: bool
+    main_pid: int | None
+    uid: int  # of User=; 0 when it runs as root
+    slice: str  # "system.slice"
+    tasks_max: int | None  # None: infinity
+    default_tasks_max: int | None
+    tasks_max_set: bool  # True when the unit (or a drop-in) sets TasksMax itself
+    memory_max: int | None
+    rlimits: dict[str, tuple[int | None, int | None]]  # soft, hard; None: unlimited
+
+    @property
+    def tasks_max_source(self) -> str:
+        """Where TasksMax comes from, as the note says it."""
+        if self.tasks_max_set:
+            return f"TasksMax={_shown(self.tasks_max)} in the unit"
+        return f"TasksMax={_shown(self.tasks_max)} (DefaultTasksMax)"
+
+    @property
+    def drop_in(self) -> str:
+        """The drop-in sysprep would write for this unit."""
+        return DROP_IN.format(unit=self.name)
+
+
+def unit_name(name: str) -> str:
+    """NAME, or NAME.service when it has no unit suffix."""
+    return name if "." in name else f"{name}.service"
+
+
+def read_unit(host: Host, name: str) -> Unit:
+    """The unit as systemd resolves it: unit file, drop-ins and defaults applied.
+
+    BadInputError when systemd is not PID 1 here, or it knows no such unit.
+    """
+    name = unit_name(name)
+    if not host.is_live or not host.runs_systemd:
+        raise BadInputError(
+            f"--unit {name}: systemd is not running here (no /run/systemd/system);"
+            " judge the process with --pid, or run check where the service runs"
+        )
+    properties = parse_show(_systemctl("show", f"--property={','.join(_PROPERTIES)}", name))
+    if properties.get("LoadState") != "loaded":
+        raise BadInputError(f"no unit {name} ({properties.get('LoadState', 'not-found')})")
+    manager = parse_show(_systemctl("show", "--property=DefaultTasksMax"))
+    main_pid = int(properties.get("MainPID") or 0)
+    tasks_max = _number(properties.get("TasksMax", "infinity"))
+    default = _number(manager.get("DefaultTasksMax", "infinity"))
+    return Unit(
+        name=name,
+        running=properties.get("ActiveState") == "active" and main_pid > 0,
+        main_pid=main_pid or None,
+        uid=_uid(properties.get("User", "")),
+        slice=properties.get("Slice") or "system.slice",
+        tasks_max=tasks_max,
+        default_tasks_max=default,
+        tasks_max_set=tasks_max != default,
+        memory_max=_number(properties.get("MemoryMax", "infinity")),
+        rlimits={
+            rlimit: (
+                _number(properties.get(f"{prop}Soft", "infinity")),
+                _number(properties.get(prop, "infinity")),
+            )
+            for rlimit, prop in _LIMITS.items()
+        },
+    )
+
+
+def parse_show(text: str) -> dict[str, str]:
+    """`systemctl show` output: one NAME=VALUE a line."""
+    result = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            result[key] = value
+    return result
+
+
+def slice_path(slice_name: str) -> str:
+    """The cgroup path of a slice: "user-1000.slice" is /user.slice/user-1000.slice."""
+    if slice_name in ("-.slice", ""):
+        return "/"
+    parts = slice_name.removesuffix(".slice").split("-")
+    return "/" + "/".join("-".join(parts[: i + 1]) + ".slice" for i in range(len(parts)))
+
+
+def _systemctl(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=30
+        )
+    except FileNotFoundError:
+        raise BadInputError("--unit: systemctl is not installed here") from None
+    if done.returncode != 0:
+        raise BadInputError(f"systemctl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _number(text: str) -> int | None:
+    """A systemd number: "infinity" (and the 2^64-1 it prints for it) is None."""
+    if text in ("infinity", "") or text == str(2**64 - 1):
+        return None
+    return int(text)
+
+
+def _uid(user: str) -> int:
+    if not user:
+        return 0
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise BadInputError(f"User={user} of the unit is not a user of this host") from None
+
+
+def _shown(value: int | None) -> str:
+    return "infinity" if value is None else f"{value:,}"
