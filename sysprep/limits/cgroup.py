@@ -13,6 +13,7 @@ from sysprep.limits.base import unbounded
 from sysprep.settings import Fix
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
+_USER_SLICE = re.compile(r"user-\d+\.slice")
 # Container runtimes, by the cgroup they make: docker's (cgroupfs or systemd driver), podman's.
 _RUNTIMES = (
     (re.compile(r"docker[-/]([0-9a-f]{12,64})(?:\.scope)?$"), "docker"),
@@ -84,6 +85,11 @@ class PidsMax:
         limit = tightest.limit or 0
         needed = tightest.usage + inspection.target.threads
         note = tightest.shown
+        if _USER_SLICE.fullmatch(tightest.path.name):
+            note += (
+                ": this login's user slice (systemd gives every user TasksMax=33% of the"
+                " system's tasks by default)"
+            )
         if unit is not None and tightest.path.name == unit.name:
             note = f"{unit.name}: {unit.tasks_max_source}"
         refused = [f"{level.shown}: {level.refused:,}" for level in levels if level.refused]
@@ -147,6 +153,17 @@ def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
                 " then systemctl daemon-reload"
             ),
             takes_effect="at the service's next (re)start; set-property, now",
+        )
+    if _USER_SLICE.fullmatch(unit) and inspection.host.runs_systemd:
+        return Fix(
+            setting=f"{unit} TasksMax",
+            value=value,
+            now=f"systemctl set-property --runtime {unit} TasksMax={value}",
+            persist=(
+                f"[Slice] TasksMax={value} in /etc/systemd/system/user-.slice.d/90-sysprep.conf"
+                " (every user), then systemctl daemon-reload"
+            ),
+            takes_effect="now with set-property; the drop-in from the next login",
         )
     if unit.endswith(_SYSTEMD_UNITS) and inspection.host.runs_systemd:
         return Fix(

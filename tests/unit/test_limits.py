@@ -160,7 +160,7 @@ class TestPidsCgroup:
         fake.set_cgroup_file(f"{slice_}/session-1.scope/pids.max", 50000)
         reading = PidsMax().read(inspect(fake))
         assert (reading.current, reading.in_use, reading.allows) == (10813, 213, 10600)
-        assert reading.note == f"/sys/fs/cgroup/{slice_}"
+        assert reading.note.startswith(f"/sys/fs/cgroup/{slice_}: this login's user slice")
 
     def test_systemd_unit_fix_uses_tasks_max(self, fake: FakeHost) -> None:
         """Where systemd runs, the fix is the unit's TasksMax."""
@@ -170,6 +170,19 @@ class TestPidsCgroup:
         assert reading.fix.now == (
             f"systemctl set-property --runtime user-1000.slice TasksMax={1 + 1_000_000}"
         )
+
+    def test_the_logins_user_slice_is_named(self, fake: FakeHost) -> None:
+        """From a login shell, user-UID.slice's TasksMax (33% by default) binds: said so, and
+        the fix is the user-.slice.d drop-in for every user."""
+        fake.set_cgroup_file("user.slice/user-1000.slice/pids.max", 10813)
+        reading = PidsMax().read(inspect(fake))
+        assert reading.note == (
+            "/sys/fs/cgroup/user.slice/user-1000.slice: this login's user slice (systemd gives"
+            " every user TasksMax=33% of the system's tasks by default)"
+        )
+        assert reading.fix is not None
+        assert reading.fix.persist is not None
+        assert "/etc/systemd/system/user-.slice.d/90-sysprep.conf" in reading.fix.persist
 
     def test_v1_hierarchy_without_systemd(self, fake: FakeHost) -> None:
         """cgroup v1 (a container runtime's cgroup): the fix writes pids.max itself."""
