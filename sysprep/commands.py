@@ -149,6 +149,12 @@ def probe(
         int | None,
         typer.Option(metavar="K", help="connections: source addresses (default: enough)."),
     ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME", help="Run it as a transient service with this unit's properties."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Prove it: hold N threads, mappings or TCP connections at once; name what stopped them.
@@ -165,6 +171,11 @@ def probe(
     from sysprep.render.probe import print_probe
     from sysprep.render.probe import probe_progress
 
+    service = None
+    if unit is not None:
+        from sysprep.systemd import read_unit
+
+        service = read_unit(ctx.obj.host, unit)
     request = probe_request(
         ctx.obj.host,
         name,
@@ -173,14 +184,15 @@ def probe(
         mode=mode,
         server=server,
         sources=sources,
+        unit=service,
     )
     try:
         if as_json:
-            result = run_probe(name, request.args)
+            result = run_probe(name, request.args, unit=service)
             print_json(result.document)
         else:
             with probe_progress(name, request.target) as on_progress:
-                result = run_probe(name, request.args, on_progress=on_progress)
+                result = run_probe(name, request.args, on_progress=on_progress, unit=service)
             print_probe(result.document)
     except KeyboardInterrupt:
         message = f"interrupted: the {name} probe stopped and released what it held"

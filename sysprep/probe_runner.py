@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from sysprep.host import Host
+    from sysprep.systemd import Unit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Installed wheels carry probes/ as sysprep/_probes; a source checkout has it beside the package.
@@ -70,6 +71,7 @@ def probe_request(
     mode: str = "hold",
     server: str = "epoll",
     sources: int | None = None,
+    unit: Unit | None = None,
 ) -> ProbeRequest:
     """Check the options of probe *name* and build its arguments; BadInputError names one.
 
@@ -88,7 +90,7 @@ def probe_request(
     most = PROBES[name].max_count
     if count is not None and count > most:
         raise BadInputError(f"invalid count {count:,}: the {name} probe can hold at most {most:,}")
-    count = count or _default_count(host, name, stack)
+    count = count or _default_count(host, name, stack, unit)
     given = {"stack": stack, "mode": mode, "server": server, "sources": sources}
     args = ["--count", str(count)]
     for option in PROBES[name].options:
@@ -97,14 +99,15 @@ def probe_request(
     return ProbeRequest(name, count, args)
 
 
-def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
+def _default_count(host: Host, name: str, stack_bytes: int | None, unit: Unit | None) -> int:
     """What check says a new process could hold, less the probe's own task."""
     from sysprep.capacity import check
     from sysprep.limits.base import Target
 
     if name == "connections":
         return 10_000
-    result = check(host, Target(threads=1, stack_bytes=stack_bytes))
+    pid = unit.main_pid if unit is not None and unit.running else None
+    result = check(host, Target(threads=1, stack_bytes=stack_bytes, pid=pid), unit=unit)
     if name == "maps":
         maps = next(r for r in result.readings if r.name == "vm.max_map_count")
         if maps.current is None or maps.in_use is None:
@@ -113,6 +116,32 @@ def _default_count(host: Host, name: str, stack_bytes: int | None) -> int:
     if result.capacity is None:
         raise BadInputError("check found no limit to size the probe by; pass --count")
     return max(1, result.capacity - 1)
+
+
+def as_transient_unit(unit: Unit) -> list[str]:
+    """systemd-run's words for a transient service with *unit*'s properties (systemd.exec)."""
+
+    def shown(value: int | None) -> str:
+        return "infinity" if value is None else str(value)
+
+    words = [
+        "systemd-run",
+        f"--unit=sysprep-probe-{os.getpid()}",
+        "--wait",
+        "--pipe",
+        "--quiet",
+        "--collect",
+        f"--slice={unit.slice}",
+        f"--property=TasksMax={shown(unit.tasks_max)}",
+        f"--property=MemoryMax={shown(unit.memory_max)}",
+    ]
+    for rlimit, (soft, hard) in unit.rlimits.items():
+        words.append(
+            f"--property=Limit{rlimit.removeprefix('RLIMIT_')}={shown(soft)}:{shown(hard)}"
+        )
+    if unit.uid:
+        words.append(f"--uid={unit.uid}")
+    return words
 
 
 def probe_path(name: str) -> Path:
@@ -164,8 +193,12 @@ def run_probe(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     setup: Callable[[], None] | None = None,
+    unit: Unit | None = None,
 ) -> ProbeResult:
     """Run probe *name* with *args* in a child process with its own limits and memory.
+
+    With *unit*, the child is a transient service with that unit's properties (its
+    TasksMax, its Limit*=, its User= and slice): the prediction is proved as it would run.
 
     Ctrl-C or SIGTERM stops the child (it releases every thread it holds) and is then
     re-raised as KeyboardInterrupt; no child outlives this call. *setup* runs in the child
@@ -183,6 +216,8 @@ def run_probe(
     command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
     if on_progress is not None:
         command.append("--progress")
+    if unit is not None:
+        command = [*as_transient_unit(unit), *command]
     child = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -89,3 +89,18 @@ def test_a_running_unit_is_judged_through_its_main_pid(systemd: Systemd) -> None
     assert pids["note"] == "sp-running.service: TasksMax=777 in the unit"
     nproc = next(r for r in check["limits"] if r["name"] == "RLIMIT_NPROC")
     assert nproc["current"] == 5555
+
+
+def test_the_probe_runs_as_the_unit(systemd: Systemd) -> None:
+    """`probe threads --unit`: a transient service with the unit's properties holds what
+    check --unit predicts (within 1 %), stopped by the same limit."""
+    _unit(systemd, "sp-probed.service", "[Service]\nTasksMax=2345\nExecStart=/bin/true\n")
+    check = systemd.sysprep("check", "--unit", "sp-probed", "--threads", "9000", "--json")
+    done = systemd.run(
+        sys.executable, "-m", "sysprep", "probe", "threads", "--unit", "sp-probed",
+        "--count", "9000", "--stack", "64K", "--json",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    held = json.loads(done.stdout)
+    assert (check["binding"], held["stopped_by"]) == ("pids.max", "pids.max")
+    assert abs(held["held"] - check["capacity"]) <= check["capacity"] / 100, (check, held)
