@@ -68,10 +68,16 @@ def apply(
     pid: int | None = None,
     run_probes: bool = True,
     dry_run: bool = False,
+    unit: str | None = None,
+    restart: bool = False,
 ) -> ApplyResult:
-    """Apply *profile*: the snapshot is on disk before the first change; a failure undoes all."""
+    """Apply *profile*: the snapshot is on disk before the first change; a failure undoes all.
+
+    *unit*: the profile's [unit] table goes in that service's drop-in; *restart* restarts
+    the service afterwards (a failed restart undoes the apply too).
+    """
     if dry_run:
-        plan = build_plan(profile, host, pid=pid, persist=persist)
+        plan = build_plan(profile, host, pid=pid, persist=persist, unit=unit)
         try:
             _refuse_the_hosts(host, plan)
         except ApplyFailedError as refusal:  # the dry run shows it; a real apply stops there
@@ -82,7 +88,9 @@ def apply(
         raise BadInputError("probes start real threads: apply to --root needs --no-probe")
     with locked(state_dir, host), _StopSignals() as signals:
         _fault("after-lock")
-        result = ApplyResult(build_plan(profile, host, pid=pid, persist=persist), dry_run=False)
+        result = ApplyResult(
+            build_plan(profile, host, pid=pid, persist=persist, unit=unit), dry_run=False
+        )
         if not result.changed:
             return result
         _refuse_the_hosts(host, result.plan)
@@ -94,6 +102,8 @@ def apply(
             _make(host, snapshot.changes)
             if run_probes:
                 result.probes = _run_probes(host, profile)
+            if restart and unit is not None:
+                host.restart_unit(unit)
             signals.defer()  # from here on the apply is complete: a signal no longer undoes it
             snapshot.state = APPLIED
             snapshot.save(state_dir)

@@ -217,6 +217,13 @@ def apply_command(
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Skip the profile's validating probes.")
     ] = False,
+    unit: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Put the profile's [unit] values in NAME's drop-in."),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Restart the --unit service after applying.")
+    ] = False,
     trust_profile: Annotated[
         bool,
         typer.Option(
@@ -252,6 +259,8 @@ def apply_command(
             pid=pid,
             run_probes=not no_probe,
             dry_run=dry_run,
+            unit=unit,
+            restart=restart,
         )
     except KeyboardInterrupt:
         raise StoppedError("interrupted before any change") from None

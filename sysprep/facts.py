@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import resource
 from typing import NamedTuple
 
@@ -138,8 +139,34 @@ LIMITS_FILE = OwnedFile("/etc/security/limits.d/90-sysprep.conf", "", "at next l
 SYSTEMD_FILE = OwnedFile(
     "/etc/systemd/system.conf.d/90-sysprep.conf", "[Manager]\n", "after systemctl daemon-reexec"
 )
-# The only files sysprep writes; a snapshot naming any other path is refused.
-OWNED_FILES: dict[str, OwnedFile] = {f.path: f for f in (SYSCTL_FILE, LIMITS_FILE, SYSTEMD_FILE)}
+USER_SLICE_FILE = OwnedFile(
+    "/etc/systemd/system/user-.slice.d/90-sysprep.conf", "[Slice]\n", "at each user's next login"
+)
+# The fixed files sysprep writes; with unit_drop_in's, the only ones: a snapshot naming any
+# other path is refused.
+OWNED_FILES: dict[str, OwnedFile] = {
+    f.path: f for f in (SYSCTL_FILE, LIMITS_FILE, SYSTEMD_FILE, USER_SLICE_FILE)
+}
+_UNIT_DROP_IN = re.compile(
+    r"/etc/systemd/system/([A-Za-z0-9@_.:\\-]+\.service)\.d/90-sysprep\.conf"
+)
+
+
+def unit_drop_in(unit: str) -> OwnedFile:
+    """The drop-in sysprep owns for a service (systemd.unit(5))."""
+    return OwnedFile(
+        f"/etc/systemd/system/{unit}.d/90-sysprep.conf",
+        "[Service]\n",
+        "at the service's next (re)start",
+    )
+
+
+def owned_file(path: str) -> OwnedFile | None:
+    """The owned file at *path*, or None when sysprep does not write there."""
+    if path in OWNED_FILES:
+        return OWNED_FILES[path]
+    match = _UNIT_DROP_IN.fullmatch(path)
+    return unit_drop_in(match[1]) if match and ".." not in path else None
 
 
 class Probe(NamedTuple):

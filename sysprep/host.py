@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -121,6 +122,22 @@ class Host(ProcessReads):
         procfs.write_state(
             target, state._replace(missing=tuple(map(str, map(self.etc_path, state.missing))))
         )
+
+    def daemon_reload(self) -> None:
+        """Run systemctl daemon-reload: systemd reads the unit files and drop-ins again."""
+        done = subprocess.run(
+            ["systemctl", "daemon-reload"], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise OSError(0, f"systemctl daemon-reload: {done.stderr.strip()}")
+
+    def restart_unit(self, unit: str) -> None:
+        """Run systemctl restart UNIT."""
+        done = subprocess.run(
+            ["systemctl", "restart", unit], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise OSError(0, f"systemctl restart {unit}: {done.stderr.strip()}")
 
     # --- system-wide counters
 

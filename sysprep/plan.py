@@ -27,8 +27,11 @@ from sysprep.settings import Action
 from sysprep.settings import Gone
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
+from sysprep.settings.unit import UnitSetting
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sysprep.host import Host
     from sysprep.profile import Profile
     from sysprep.settings import Change
@@ -64,7 +67,12 @@ class Plan:
 
 
 def build_plan(
-    profile: Profile, host: Host, *, pid: int | None = None, persist: bool = False
+    profile: Profile,
+    host: Host,
+    *,
+    pid: int | None = None,
+    persist: bool = False,
+    unit: str | None = None,
 ) -> Plan:
     """Raise-only by default: a value already higher than asked is kept (a distro's 4194304).
 
@@ -86,12 +94,66 @@ def build_plan(
                 "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"
                 " their limits; systemd services read only the systemd drop-in"
             )
+    services, notes = _unit_files(profile, host, unit, persist=persist)
+    files = (*files, *services)
+    warnings += notes
     processes: tuple[Change, ...] = ()
     if pid is not None:
         processes = tuple(_rlimit_change(want, pid, host) for want in rlimits)
     elif rlimits and not persist:
         warnings.append("rlimits are applied only with --persist (limits.d) or --pid (prlimit)")
     return Plan(profile, (*sysctls, *files, *processes), tuple(warnings))
+
+
+def _unit_files(
+    profile: Profile, host: Host, unit: str | None, *, persist: bool
+) -> tuple[tuple[Change, ...], list[str]]:
+    """The drop-ins for the profile's [unit] table, raise-only against what systemd says.
+
+    With *unit*, that service's drop-in; else, with --persist, every service's
+    DefaultTasksMax and the user slices'. Only where systemd runs.
+    """
+    wants = profile.wanted(UnitSetting)
+    if not wants or (unit is None and not persist):
+        return (), []
+    if not (host.is_live and host.runs_systemd):
+        if unit is not None:
+            from sysprep.systemd import read_unit
+
+            read_unit(host, unit)  # says why, in one line
+        return (), ["[unit]: systemd is not running here, so no unit or default was changed"]
+    from sysprep.systemd import default_tasks_max
+    from sysprep.systemd import unit_name
+
+    name = unit_name(unit) if unit else None
+    changes = []
+    for want in wants:
+        setting = UnitSetting(cast("UnitSetting", want.setting).name, name)
+        wanted = want.value
+        if wanted == AUTO:
+            wanted = (
+                -(-(profile.threads + profile.threads // 100 + 64) // _AUTO_ROUND) * _AUTO_ROUND
+            )
+        before = setting.read(host) if name else _default(setting.name, host, default_tasks_max)
+        changes.append(setting.change(before, wanted))
+    persisted = [(c.setting, c.after) for c in changes if c.changes]
+    notes = []
+    if name and persisted:
+        from sysprep.systemd import read_unit
+
+        if read_unit(host, name).running:
+            notes.append(
+                f"{name} is running: its new limits take effect when it restarts"
+                f" (`systemctl restart {name}`; sysprep restarts nothing unless --restart)"
+            )
+    return owned_files(profile.name, persisted, host), notes
+
+
+def _default(name: str, host: Host, default_tasks_max: Callable[[Host], int | None]) -> int | None:
+    """What every service gets now: DefaultTasksMax; other defaults are not raised."""
+    if name != "TasksMax":
+        raise BadInputError(f"[unit] {name} needs --unit: only TasksMax has a default raised")
+    return default_tasks_max(host)
 
 
 def _boot_values(

@@ -18,6 +18,7 @@ from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.settings import only_keys
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
+from sysprep.settings.unit import UnitSetting
 from sysprep.units import parse_size
 
 if sys.version_info >= (3, 11):
@@ -36,9 +37,10 @@ HOST_DIR = "etc/sysprep/profiles"
 _MAX_BYTES = 1 << 20  # a profile is a few hundred bytes; a huge (or sparse) file is not one
 
 # A profile's tables of settings, and the kind of setting that reads each entry of one.
-SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting]] = {
+SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting | UnitSetting]] = {
     "sysctl": SysctlSetting,
     "rlimits": RlimitSetting,
+    "unit": UnitSetting,
 }
 _TOP_KEYS = frozenset({"description", "extends", "target", "probes", *SETTING_TABLES})
 _TARGET_KEYS = frozenset({"threads", "stack"})

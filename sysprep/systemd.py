@@ -25,6 +25,7 @@ _LIMITS = {
     "RLIMIT_NOFILE": "LimitNOFILE",
     "RLIMIT_AS": "LimitAS",
     "RLIMIT_DATA": "LimitDATA",
+    "RLIMIT_MEMLOCK": "LimitMEMLOCK",
 }
 _PROPERTIES = (
     "Id",
@@ -109,6 +110,17 @@ def read_unit(host: Host, name: str) -> Unit:
             )
             for rlimit, prop in _LIMITS.items()
         },
+    )
+
+
+def default_tasks_max(host: Host) -> int | None:
+    """The manager's DefaultTasksMax, resolved to a number; None: infinity."""
+    if not host.is_live or not host.runs_systemd:
+        raise BadInputError("DefaultTasksMax: systemd is not running here")
+    return _number(
+        parse_show(_systemctl("show", "--property=DefaultTasksMax")).get(
+            "DefaultTasksMax", "infinity"
+        )
     )
 
 

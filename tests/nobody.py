@@ -8,8 +8,10 @@ import sys
 NOBODY = 65534
 
 
-def run_as_nobody(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """`sysprep ARGS` as uid 65534.
+def run_as_nobody(
+    args: list[str], prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`sysprep ARGS` as uid 65534 (*prefix*: e.g. nsenter into a namespace first).
 
     A first run, still as root, against an empty tree imports every module that run needs,
     so neither the checkout nor the interpreter has to be readable by that user.
@@ -21,9 +23,10 @@ def run_as_nobody(args: list[str]) -> subprocess.CompletedProcess[str]:
         "    sysprep.cli.run(['--root', '/nonexistent', 'check'])\n"
         "    sysprep.cli.run(['--root', '/nonexistent', 'apply', 'elasticsearch'])\n"
         "import sysprep.apply, sysprep.profile, sysprep.snapshot, sysprep.plan, sysprep.persist\n"
+        "import sysprep.report, sysprep.systemd, sysprep.render.check, sysprep.settings.unit\n"
         f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
         f"sys.exit(sysprep.cli.run({args!r}))\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        [*(prefix or []), sys.executable, "-c", code], capture_output=True, text=True, check=False
     )

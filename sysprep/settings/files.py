@@ -13,7 +13,7 @@ from typing import Any
 from typing import ClassVar
 
 from sysprep.errors import BadInputError
-from sysprep.facts import OWNED_FILES
+from sysprep.facts import owned_file
 from sysprep.procfs import FileState
 from sysprep.settings import Action
 from sysprep.settings import Change
@@ -38,7 +38,8 @@ class FileSetting:
     @property
     def takes_effect(self) -> str:
         """When what the file says takes effect."""
-        return OWNED_FILES[self.path].takes_effect
+        owned = owned_file(self.path)
+        return owned.takes_effect if owned else "now"
 
     def read(self, host: Host) -> FileState:
         """Its state under the host's /etc root: bytes, mode and owner, a symlink, or absent.
@@ -54,8 +55,13 @@ class FileSetting:
             ) from None
 
     def write(self, host: Host, value: FileState) -> None:
-        """Make it *value*: replaced atomically, a symlink again, or removed."""
+        """Make it *value*: replaced atomically, a symlink again, or removed.
+
+        A unit or slice drop-in is then loaded: systemctl daemon-reload.
+        """
         host.write_etc(self.path, value)
+        if self.path.startswith("/etc/systemd/system/") and host.is_live and host.runs_systemd:
+            host.daemon_reload()
 
     def show(self, value: FileState) -> str:
         """Its size, its link, or "absent"."""
@@ -85,7 +91,7 @@ class FileSetting:
     @classmethod
     def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:  # noqa: ARG003
         """A recorded change; ValueError for a path sysprep does not write, or bad base64."""
-        if entry["path"] not in OWNED_FILES:
+        if owned_file(entry["path"]) is None:
             raise ValueError(f"file {entry['path']!r} is not one sysprep writes")
         before = _state(_unb64(entry["before"]), entry.get("before_state"))
         after = _state(_unb64(entry["after"]), entry.get("after_state"))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from sysprep.probe_runner import probe_path
+from tests.nobody import run_as_nobody
 from tests.realsystemd import SYSTEMD
 from tests.realsystemd import Systemd
 from tests.realsystemd import booted_systemd
@@ -104,3 +107,91 @@ def test_the_probe_runs_as_the_unit(systemd: Systemd) -> None:
     held = json.loads(done.stdout)
     assert (check["binding"], held["stopped_by"]) == ("pids.max", "pids.max")
     assert abs(held["held"] - check["capacity"]) <= check["capacity"] / 100, (check, held)
+
+
+UNIT_PROFILE = """
+description = "a service's own limits"
+[target]
+threads = 20000
+[unit]
+TasksMax = "auto"
+LimitNOFILE = { soft = 65536, hard = 65536 }
+LimitSTACK = "256K"
+"""
+
+
+def _state(systemd: Systemd, unit: str) -> tuple[dict[str, str], bool]:
+    shown = systemd.run(
+        "systemctl", "show", unit, "--property=TasksMax,LimitNOFILE,LimitNOFILESoft,LimitSTACK"
+    ).stdout
+    drop_in = Path(f"/etc/systemd/system/{unit}.d")
+    return dict(line.split("=", 1) for line in shown.split()), drop_in.exists()
+
+
+@pytest.fixture
+def unit_profile(systemd: Systemd) -> Iterator[Path]:
+    """The profile in the namespace's /run; the real /etc drop-in removed whatever happens."""
+    profile = systemd.run_path("unit-profile.toml")
+    profile.write_text(UNIT_PROFILE)
+    _unit(systemd, "sp-tuned.service", "[Service]\nTasksMax=1234\nExecStart=/bin/true\n")
+    yield Path("/run/unit-profile.toml")
+    shutil.rmtree("/etc/systemd/system/sp-tuned.service.d", ignore_errors=True)
+
+
+def test_apply_unit_sets_its_drop_in_and_revert_takes_it_back(
+    systemd: Systemd, unit_profile: Path
+) -> None:
+    """apply --unit writes the unit's drop-in (systemd reads the values back), revert puts
+    /etc and the properties back exactly."""
+    options = ["--state-dir", "/run/sysprep-state"]
+    start = _state(systemd, "sp-tuned.service")
+    applied = systemd.run(
+        sys.executable, "-m", "sysprep", *options, "apply", str(unit_profile),
+        "--unit", "sp-tuned", "--no-probe", "--json",
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    document = json.loads(applied.stdout)
+    assert document["files"] == [
+        {"path": "/etc/systemd/system/sp-tuned.service.d/90-sysprep.conf", "action": "create"}
+    ]
+    tuned, exists = _state(systemd, "sp-tuned.service")
+    assert exists
+    assert (tuned["TasksMax"], tuned["LimitNOFILESoft"]) == ("20480", "65536")
+    assert tuned["LimitSTACK"] == start[0]["LimitSTACK"]  # infinity already: raise-only keeps it
+    reverted = systemd.run(sys.executable, "-m", "sysprep", *options, "revert")
+    assert reverted.returncode == 0, reverted.stderr
+    assert _state(systemd, "sp-tuned.service") == start
+
+
+def test_kill_9_during_a_unit_apply_then_revert(systemd: Systemd, unit_profile: Path) -> None:
+    """SIGKILL right after the drop-in is written: revert takes it back and reloads."""
+    options = ["--state-dir", "/run/sysprep-state-kill"]
+    start = _state(systemd, "sp-tuned.service")
+    fault = "SYSPREP_TEST_FAULT=after-write-1:SIGKILL"
+    killed = subprocess.run(
+        ["nsenter", "-t", str(systemd.pid), "-a", "env", fault,
+         sys.executable, "-m", "sysprep", *options, "apply", str(unit_profile),
+         "--unit", "sp-tuned", "--no-probe"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    assert _state(systemd, "sp-tuned.service")[1]
+    reverted = systemd.run(sys.executable, "-m", "sysprep", *options, "revert")
+    assert reverted.returncode == 0, reverted.stderr
+    assert _state(systemd, "sp-tuned.service") == start
+
+
+def test_a_normal_user_checks_a_unit_but_cannot_apply_to_it(
+    systemd: Systemd, unit_profile: Path
+) -> None:
+    """uid 65534: check --unit works (systemctl show needs no privilege); apply exits 3."""
+    inside = ["nsenter", "-t", str(systemd.pid), "-a"]
+    checked = run_as_nobody(["check", "--unit", "sp-tuned", "--json"], prefix=inside)
+    assert checked.returncode in (0, 1), checked.stderr
+    assert json.loads(checked.stdout)["unit"]["tasks_max"] == 1234
+    refused = run_as_nobody(
+        ["--state-dir", "/run/sysprep-nobody", "apply", str(unit_profile), "--unit", "sp-tuned"],
+        prefix=inside,
+    )
+    assert refused.returncode == 3, refused.stderr
+    assert not Path("/etc/systemd/system/sp-tuned.service.d").exists()

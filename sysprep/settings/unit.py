@@ -1,0 +1,167 @@
+"""A property of a systemd service (TasksMax, LimitNPROC, ...): persisted in its drop-in.
+
+systemd reads a unit's properties from its unit file and drop-ins, so this setting is never
+written on its own: its value goes in /etc/systemd/system/UNIT.d/90-sysprep.conf (an owned
+file, reverted byte for byte), systemd reloads it, and it takes effect at the service's next
+(re)start. Without a unit, TasksMax is the default of every service (DefaultTasksMax, in
+system.conf.d) and of every user's slice (user-.slice.d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+from sysprep.errors import BadInputError
+from sysprep.facts import SYSTEMD_FILE
+from sysprep.facts import USER_SLICE_FILE
+from sysprep.facts import unit_drop_in
+from sysprep.settings import AUTO
+from sysprep.settings import Action
+from sysprep.settings import Change
+from sysprep.settings import Want
+from sysprep.units import parse_size
+
+if TYPE_CHECKING:
+    from sysprep.facts import OwnedFile
+    from sysprep.host import Host
+
+# The properties a profile's [unit] table may raise; those taking sizes.
+PROPERTIES = ("TasksMax", "LimitNPROC", "LimitSTACK", "LimitNOFILE", "LimitMEMLOCK")
+_SIZES = frozenset({"LimitSTACK", "LimitMEMLOCK"})
+_RLIMITS = {
+    "LimitNPROC": "RLIMIT_NPROC",
+    "LimitSTACK": "RLIMIT_STACK",
+    "LimitNOFILE": "RLIMIT_NOFILE",
+    "LimitMEMLOCK": "RLIMIT_MEMLOCK",
+}
+# TasksMax: a number; a Limit*=: (soft, hard). None: infinity.
+Value = int | None | tuple[int | None, int | None]
+
+
+@dataclass(frozen=True)
+class UnitSetting:
+    """One property of service *unit*; None: every service's default and the user slices."""
+
+    name: str  # TasksMax, LimitNPROC, ...
+    unit: str | None = None
+    kind: ClassVar[str] = "units"
+    takes_effect: ClassVar[str] = "at the service's next (re)start"
+
+    @property
+    def key(self) -> str:
+        """The property and its unit ("TasksMax of demo.service"), or the default's name."""
+        return f"{self.name} of {self.unit}" if self.unit else f"Default{self.name}"
+
+    def read(self, host: Host) -> Value:
+        """The value systemd resolved (unit file, drop-ins, defaults); None: infinity.
+
+        TasksMax is a number; a Limit*= is (soft, hard).
+        """
+        from sysprep.systemd import read_unit
+
+        if self.unit is None:
+            raise BadInputError(f"{self.key} is persisted for every service, not read")
+        unit = read_unit(host, self.unit)
+        if self.name == "TasksMax":
+            return unit.tasks_max
+        return unit.rlimits[_RLIMITS[self.name]]
+
+    def write(self, host: Host, value: Value) -> None:  # noqa: ARG002
+        """Never on its own: the drop-in that persists it is the change apply makes."""
+        raise BadInputError(f"{self.key} is set through its drop-in, not written")
+
+    def show(self, value: Value) -> str:
+        """A number or infinity; soft:hard for a Limit*=."""
+        if isinstance(value, tuple):
+            return ":".join(_shown(v) for v in value)
+        return _shown(value)
+
+    def entry(self, before: Value, after: Value) -> dict[str, Any]:
+        """{"unit", "name", "before", "after"}; snapshots keep the drop-in itself instead."""
+        return {
+            "unit": self.unit,
+            "name": self.name,
+            "before": _json(before),
+            "after": _json(after),
+        }
+
+    def document(self, change: Change) -> dict[str, Any] | None:  # noqa: ARG002
+        """Not listed in `apply --json`: the drop-in that persists it is."""
+        return None
+
+    def persisted(self, value: Value, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
+        """The drop-in line: the unit's, or every service's default and the user slices'."""
+        line = f"{self.name}={self.show(value).replace(',', '')}\n"
+        if self.unit is not None:
+            return ((unit_drop_in(self.unit), line),)
+        if self.name != "TasksMax":
+            return ((SYSTEMD_FILE, f"Default{line}"),)
+        return ((SYSTEMD_FILE, f"Default{line}"), (USER_SLICE_FILE, line))
+
+    @classmethod
+    def want(cls, where: str, key: str, value: object, host: Host) -> Want:  # noqa: ARG003
+        """A profile's `[unit]` entry: a number, a size, "auto" (TasksMax), or "infinity".
+
+        Sizes are for the Limit*= of bytes; "auto" sizes TasksMax from the target.
+        """
+        if key not in PROPERTIES:
+            raise BadInputError(
+                f"{where}: unknown unit property {key!r}; expected one of {', '.join(PROPERTIES)}"
+            )
+        if value == AUTO:
+            if key != "TasksMax":
+                raise BadInputError(f'{where}: unit.{key}: "auto" is only for TasksMax')
+            return Want(cls(key), AUTO)
+        if key == "TasksMax":
+            return Want(cls(key), _one(where, key, value))
+        if isinstance(value, dict):
+            unknown = set(value) - {"soft", "hard"}
+            if unknown:
+                raise BadInputError(f"{where}: unknown key 'unit.{key}.{min(unknown)}'")
+            soft, hard = value.get("soft"), value.get("hard", value.get("soft"))
+        else:
+            soft = hard = value
+        pair = (_one(where, key, soft), _one(where, key, hard))
+        if pair[1] is not None and (pair[0] is None or pair[0] > pair[1]):
+            raise BadInputError(f"{where}: unit.{key}: soft is above hard")
+        return Want(cls(key), pair)
+
+    def change(self, before: Value, wanted: Value) -> Change:
+        """Raise-only, soft and hard each: a higher value (or infinity) is kept."""
+        if isinstance(before, tuple) and isinstance(wanted, tuple):
+            after: Value = (_higher(before[0], wanted[0]), _higher(before[1], wanted[1]))
+        elif isinstance(wanted, tuple):
+            raise BadInputError(f"{self.key}: a soft:hard pair for a single number")
+        else:
+            after = _higher(before if not isinstance(before, tuple) else None, wanted)
+        action = Action.KEEP if after == before else Action.RAISE
+        return Change(self, before, after, action, wanted)
+
+
+def _higher(now: int | None, wanted: int | None) -> int | None:
+    if now is None or wanted is None:
+        return None
+    return max(now, wanted)
+
+
+def _one(where: str, key: str, value: object) -> int | None:
+    if value in ("infinity", "unlimited"):
+        return None
+    if key in _SIZES and isinstance(value, str):
+        return parse_size(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+        raise BadInputError(
+            f'{where}: unit.{key} must be a whole number greater than zero, or "infinity"'
+        )
+    return value
+
+
+def _shown(value: int | None) -> str:
+    return "infinity" if value is None else f"{value:,}"
+
+
+def _json(value: Value) -> object:
+    return list(value) if isinstance(value, tuple) else value
