@@ -216,7 +216,9 @@ def locked(state_dir: Path, host: Host) -> Iterator[None]:
             ) from None
         for path in snapshots_dir(state_dir).glob(".*.json.*"):
             path.unlink()
-        for owned in OWNED_FILES:
+        units = host.etc_path("/etc/systemd/system").glob("*.service.d")
+        drop_ins = [f"/etc/systemd/system/{path.name}/90-sysprep.conf" for path in units]
+        for owned in (*OWNED_FILES, *drop_ins):
             host.remove_stale_etc_temps(owned)
         yield
     finally:

@@ -15,6 +15,13 @@ _SHARED_UID = (
 )
 
 
+def _nproc_note(inspection: Inspection, uid: int, soft: int) -> str:
+    note = f"threads of uid {uid}"
+    if inspection.unit is not None:
+        note += f"; LimitNPROC={soft:,} of {inspection.unit.name}"
+    return note + (_SHARED_UID if inspection.namespaced else "")
+
+
 class Nproc:
     """RLIMIT_NPROC: threads of the real uid, host-wide; global root is exempt."""
 
@@ -41,7 +48,7 @@ class Nproc:
             allows=soft - in_use,
             needed=needed,
             fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
-            note=f"threads of uid {uid}" + (_SHARED_UID if inspection.namespaced else ""),
+            note=_nproc_note(inspection, uid, soft),
         )
 
 
