@@ -10,8 +10,10 @@ Its cgroups are removed, deepest first, in every hierarchy. Units go in its priv
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SYSTEMD = Path("/lib/systemd/systemd")
+CHECKOUT = Path(__file__).resolve().parents[1]
+# The interpreter itself: the venv's link may sit under /tmp, which the namespace hides.
+BASE_PYTHON = os.path.realpath(sys.executable)
 CGROUPS = Path("/sys/fs/cgroup")
 # Counters and values that move on their own: not settings systemd changed.
 MOVING = ("fs.dentry-state", "fs.file-nr", "fs.inode-", "kernel.ns_last_pid", "random.")
@@ -62,8 +67,40 @@ class Systemd:
         """A path of the namespace's private /run, as the host reaches it."""
         return Path(f"/proc/{self.pid}/root/run") / relative
 
+    def install_code(self) -> None:
+        """Copy sysprep, its probes and profiles, and the packages it imports, into the
+        namespace's /run: its /tmp is private, and the checkout may sit under /tmp (CI)."""
+        for module in ("sysprep.cli", "sysprep.report", "sysprep.systemd", "sysprep.apply"):
+            importlib.import_module(module)  # so that every package it needs is loaded
+        code = self.run_path("sysprep-code")
+        site = code / "site"
+        site.mkdir(parents=True, exist_ok=True)
+        for name in ("sysprep", "probes", "profiles"):
+            shutil.copytree(CHECKOUT / name, code / name, dirs_exist_ok=True)
+        for top in _imported_packages():
+            target = site / top.name
+            if top.is_dir():
+                shutil.copytree(top, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(top, target)
+
+    @property
+    def python(self) -> list[str]:
+        """A Python inside the namespace that imports the copied sysprep first."""
+        prelude = "import sys; sys.path[:0] = ['/run/sysprep-code', '/run/sysprep-code/site']"
+        return [BASE_PYTHON, "-c", f"{prelude}\nfrom sysprep.__main__ import main\nmain()"]
+
+    @property
+    def python_path(self) -> list[str]:
+        """The paths the copied code is imported from."""
+        return ["/run/sysprep-code", "/run/sysprep-code/site"]
+
+    def sysprep_command(self, *args: str) -> list[str]:
+        """`sysprep ARGS` inside the namespace."""
+        return [*self.python, *args]
+
     def sysprep(self, *args: str) -> dict[str, Any]:
-        done = self.run(sys.executable, "-m", "sysprep", *args)
+        done = self.run(*self.sysprep_command(*args))
         assert done.stdout, done.stderr
         return dict(json.loads(done.stdout))
 
@@ -98,6 +135,7 @@ def booted_systemd() -> Iterator[Systemd]:
         booted = Systemd(pid)
         state = booted.run("systemctl", "is-system-running", "--wait", timeout=60).stdout
         assert state.strip() in ("running", "degraded"), state
+        booted.install_code()
         yield booted
     finally:
         if pid is not None:
@@ -130,3 +168,15 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def _imported_packages() -> set[Path]:
+    """The top-level packages (or modules) of site-packages that sysprep has imported."""
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        for root in sys.path:
+            if root.endswith("site-packages") and path.startswith(root + os.sep):
+                top = Path(root) / Path(path).relative_to(root).parts[0]
+                found.add(top)
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,7 @@ def _unit(systemd: Systemd, name: str, body: str) -> None:
 
 def test_no_such_unit_is_one_line(systemd: Systemd) -> None:
     """A unit systemd does not know: one line, exit 2."""
-    done = systemd.run(sys.executable, "-m", "sysprep", "check", "--unit", "nope")
+    done = systemd.run(*systemd.sysprep_command("check", "--unit", "nope"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["sysprep: error: no unit nope.service (not-found)"]
 
@@ -100,8 +99,10 @@ def test_the_probe_runs_as_the_unit(systemd: Systemd) -> None:
     _unit(systemd, "sp-probed.service", "[Service]\nTasksMax=2345\nExecStart=/bin/true\n")
     check = systemd.sysprep("check", "--unit", "sp-probed", "--threads", "9000", "--json")
     done = systemd.run(
-        sys.executable, "-m", "sysprep", "probe", "threads", "--unit", "sp-probed",
-        "--count", "9000", "--stack", "64K", "--json",
+        *systemd.sysprep_command(
+            "probe", "threads", "--unit", "sp-probed", "--count", "9000", "--stack", "64K",
+            "--json",
+        )
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     held = json.loads(done.stdout)
@@ -146,9 +147,10 @@ def test_apply_unit_sets_its_drop_in_and_revert_takes_it_back(
     options = ["--state-dir", "/run/sysprep-state"]
     start = _state(systemd, "sp-tuned.service")
     applied = systemd.run(
-        sys.executable, "-m", "sysprep", *options, "apply", str(unit_profile),
-        "--unit", "sp-tuned", "--no-probe", "--json",
-    )  # fmt: skip
+        *systemd.sysprep_command(
+            *options, "apply", str(unit_profile), "--unit", "sp-tuned", "--no-probe", "--json"
+        )
+    )
     assert applied.returncode == 0, applied.stderr
     document = json.loads(applied.stdout)
     assert document["files"] == [
@@ -158,7 +160,7 @@ def test_apply_unit_sets_its_drop_in_and_revert_takes_it_back(
     assert exists
     assert (tuned["TasksMax"], tuned["LimitNOFILESoft"]) == ("20480", "65536")
     assert tuned["LimitSTACK"] == start[0]["LimitSTACK"]  # infinity already: raise-only keeps it
-    reverted = systemd.run(sys.executable, "-m", "sysprep", *options, "revert")
+    reverted = systemd.run(*systemd.sysprep_command(*options, "revert"))
     assert reverted.returncode == 0, reverted.stderr
     assert _state(systemd, "sp-tuned.service") == start
 
@@ -170,13 +172,14 @@ def test_kill_9_during_a_unit_apply_then_revert(systemd: Systemd, unit_profile: 
     fault = "SYSPREP_TEST_FAULT=after-write-1:SIGKILL"
     killed = subprocess.run(
         ["nsenter", "-t", str(systemd.pid), "-a", "env", fault,
-         sys.executable, "-m", "sysprep", *options, "apply", str(unit_profile),
-         "--unit", "sp-tuned", "--no-probe"],
+         *systemd.sysprep_command(
+             *options, "apply", str(unit_profile), "--unit", "sp-tuned", "--no-probe"
+         )],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr
     assert _state(systemd, "sp-tuned.service")[1]
-    reverted = systemd.run(sys.executable, "-m", "sysprep", *options, "revert")
+    reverted = systemd.run(*systemd.sysprep_command(*options, "revert"))
     assert reverted.returncode == 0, reverted.stderr
     assert _state(systemd, "sp-tuned.service") == start
 
@@ -186,12 +189,15 @@ def test_a_normal_user_checks_a_unit_but_cannot_apply_to_it(
 ) -> None:
     """uid 65534: check --unit works (systemctl show needs no privilege); apply exits 3."""
     inside = ["nsenter", "-t", str(systemd.pid), "-a"]
-    checked = run_as_nobody(["check", "--unit", "sp-tuned", "--json"], prefix=inside)
+    checked = run_as_nobody(
+        ["check", "--unit", "sp-tuned", "--json"], prefix=inside, path=systemd.python_path
+    )
     assert checked.returncode in (0, 1), checked.stderr
     assert json.loads(checked.stdout)["unit"]["tasks_max"] == 1234
     refused = run_as_nobody(
         ["--state-dir", "/run/sysprep-nobody", "apply", str(unit_profile), "--unit", "sp-tuned"],
         prefix=inside,
+        path=systemd.python_path,
     )
     assert refused.returncode == 3, refused.stderr
     assert not Path("/etc/systemd/system/sp-tuned.service.d").exists()
