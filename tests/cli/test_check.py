@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -150,3 +151,27 @@ def test_check_json_path_stays_light(fake: FakeHost) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_unit_without_a_running_systemd_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """check --unit where systemd is not PID 1 (this project's VM): one line, exit 2."""
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs here")
+    assert run(["check", "--unit", "demo"]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        (
+            "sysprep: error: --unit demo.service: systemd is not running here (no"
+            " /run/systemd/system); judge the process with --pid, or run check where the"
+            " service runs"
+        )
+    ]
+
+
+def test_unit_and_pid_together_are_refused(
+    fake: FakeHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--unit names a service, --pid a process: one or the other."""
+    assert run(["check", "--unit", "demo", "--pid", "1"]) == ExitCode.BAD_INPUT
+    assert "give --unit or --pid, not both" in capsys.readouterr().err
+    assert fake
