@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sysprep.probe_runner import probe_path
+from tests.host.test_schemas import validate
 from tests.nobody import run_as_nobody
 from tests.realsystemd import SYSTEMD
 from tests.realsystemd import Systemd
@@ -56,6 +57,7 @@ def test_a_stopped_unit_is_judged_by_its_tasks_max_as_the_probe_run_as_it_finds(
     properties = "TasksMax=1234\nLimitSTACK=262144\nLimitNPROC=100000\n"
     _unit(systemd, "sp-app.service", f"[Service]\n{properties}ExecStart=/bin/true\n")
     check = systemd.sysprep("check", "--unit", "sp-app", "--threads", "5000", "--json")
+    validate("check", check)
     assert check["unit"]["running"] is False
     assert check["target"]["stack_bytes"] == 262144  # LimitSTACK soft, as glibc takes it
     assert check["binding"] == "pids.max"
@@ -84,6 +86,7 @@ def test_a_running_unit_is_judged_through_its_main_pid(systemd: Systemd) -> None
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     check = systemd.sysprep("check", "--unit", "sp-running.service", "--json", "--threads", "999")
+    validate("check", check)
     assert check["unit"]["running"] is True
     assert check["target"]["pid"] == check["unit"]["main_pid"]
     pids = next(r for r in check["limits"] if r["name"] == "pids.max")
