@@ -114,6 +114,10 @@ def _unit_files(
     DefaultTasksMax and the user slices'. Only where systemd runs.
     """
     wants = profile.wanted(UnitSetting)
+    if not wants and unit is not None:
+        return (), [
+            f"--unit {unit}: {profile.name} has no [unit] table, so the unit is left as it is"
+        ]
     if not wants or (unit is None and not persist):
         return (), []
     if not (host.is_live and host.runs_systemd):

@@ -308,3 +308,9 @@ class TestSnapshotEntries:
         path = Snapshot.new("x", host, (change,)).save(tmp_path)
         (loaded,) = Snapshot.load(path, host).changes
         assert (loaded.before, loaded.after) == ((1 << 30, 1 << 30), (RLIM_INFINITY,) * 2)
+
+
+def test_unit_with_a_profile_without_a_unit_table_says_so(fake: FakeHost) -> None:
+    """--unit with a profile that sets nothing of a unit: a warning, not silence."""
+    plan = build_plan(load("elasticsearch", fake.host), fake.host, unit="demo")
+    assert "elasticsearch has no [unit] table" in plan.warnings[-1]
