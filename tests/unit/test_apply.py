@@ -313,4 +313,4 @@ class TestSnapshotEntries:
 def test_unit_with_a_profile_without_a_unit_table_says_so(fake: FakeHost) -> None:
     """--unit with a profile that sets nothing of a unit: a warning, not silence."""
     plan = build_plan(load("elasticsearch", fake.host), fake.host, unit="demo")
-    assert "elasticsearch has no [unit] table" in plan.warnings[-1]
+    assert any("elasticsearch has no [unit] table" in w for w in plan.warnings)
