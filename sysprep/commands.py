@@ -89,6 +89,13 @@ def check(
             "--calibrate", help="Measure memory per thread by briefly starting 2,000 real threads."
         ),
     ] = False,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write the figures for node_exporter's textfile collector (atomically).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Tell whether this host can run N threads at once, which limit stops it, and the fix.
@@ -116,6 +123,12 @@ def check(
         with_links=as_json,
         unit=unit,
     )
+    if prometheus is not None:
+        from pathlib import Path
+
+        from sysprep.render.prometheus import write_prometheus
+
+        write_prometheus(result, Path(prometheus))
     if as_json:
         print_json(check_document(result))
     else:
