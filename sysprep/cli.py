@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from sysprep import commands
+from sysprep.commands import inspect
+from sysprep.commands import tune
 from sysprep.errors import ExitCode
 from sysprep.errors import SysprepError
 from sysprep.host import Host
@@ -24,11 +26,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.command()(commands.check)
-app.command()(commands.probe)
-app.command("apply")(commands.apply_command)
-app.command()(commands.revert)
-app.command()(commands.snapshots)
+app.command()(inspect.check)
+app.command()(inspect.probe)
+app.command("apply")(tune.apply_command)
+app.command()(tune.revert)
+app.command()(tune.snapshots)
+app.command()(inspect.explain)
 
 
 def _version(value: bool) -> None:

@@ -113,6 +113,16 @@ def read_unit(host: Host, name: str) -> Unit:
     )
 
 
+def unit_history(host: Host, name: str) -> tuple[str, ...]:  # noqa: ARG001 - systemctl's
+    """What systemd says of a unit's last runs: restarts, result, the main process's exit."""
+    shown = parse_show(
+        _systemctl(
+            "show", "--property=NRestarts,Result,ExecMainCode,ExecMainStatus,ActiveState", name
+        )
+    )
+    return tuple(f"{key}={value}" for key, value in shown.items() if value)
+
+
 def default_tasks_max(host: Host) -> int | None:
     """The manager's DefaultTasksMax, resolved to a number; None: infinity."""
     if not host.is_live or not host.runs_systemd:

@@ -330,7 +330,7 @@ def test_probes_and_profiles_ship_in_the_wheel(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(site)},
     )
     assert completed.returncode == 0, completed.stderr
-    assert len(list((site / "sysprep/schemas").glob("*.schema.json"))) == 7
+    assert len(list((site / "sysprep/schemas").glob("*.schema.json"))) == 8
     assert completed.stderr.strip().splitlines() == [
         str(site / "sysprep/_probes/threads.py"),
         str(site / "sysprep/_profiles/million-threads.toml"),

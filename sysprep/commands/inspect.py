@@ -1,39 +1,17 @@
-"""The commands: each takes its options, makes one call, renders the result, returns a status.
-
-cli.py registers them on the typer app and maps errors to exit statuses; nothing here reads
-the host or assembles a document: that is the called function's and render's work.
-"""
+"""The commands that only read: check, probe, explain."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
 
+from sysprep.commands import JsonOption
+from sysprep.commands import stack_option
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
-from sysprep.facts import PTHREAD_STACK_MIN
-from sysprep.units import format_size
 from sysprep.units import parse_count
-from sysprep.units import parse_size
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from sysprep.host import Host
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every command works on: the host, and where snapshots and the lock live."""
-
-    host: Host
-    state_dir: Path
 
 
 def check(
@@ -112,7 +90,7 @@ def check(
     result = run_check(
         ctx.obj.host,
         threads=None if threads is None else parse_count(threads, what="thread count"),
-        stack=_stack_option(stack),
+        stack=stack_option(stack),
         pid=pid,
         profile=profile,
         connections=(
@@ -193,7 +171,7 @@ def probe(
         ctx.obj.host,
         name,
         count=None if count is None else parse_count(count, what="count"),
-        stack=_stack_option(stack),
+        stack=stack_option(stack),
         mode=mode,
         server=server,
         sources=sources,
@@ -213,133 +191,33 @@ def probe(
     return ExitCode.OK if result.reached else ExitCode.NOT_READY
 
 
-def apply_command(
+def explain(
     ctx: typer.Context,
-    profile: Annotated[
-        str, typer.Argument(metavar="PROFILE", help="A profile name or .toml path.")
-    ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan; change nothing (no root needed).")
-    ] = False,
-    persist: Annotated[
-        bool, typer.Option("--persist", help="Also write sysctl.d, limits.d, systemd drop-ins.")
-    ] = False,
     pid: Annotated[
-        int | None, typer.Option(metavar="PID", help="Raise this running process's rlimits.")
+        int | None, typer.Option(metavar="PID", help="The process that could not start a thread.")
     ] = None,
-    no_probe: Annotated[
-        bool, typer.Option("--no-probe", help="Skip the profile's validating probes.")
-    ] = False,
     unit: Annotated[
-        str | None,
-        typer.Option(metavar="NAME", help="Put the profile's [unit] values in NAME's drop-in."),
+        str | None, typer.Option(metavar="NAME", help="The systemd service that failed.")
     ] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Restart the --unit service after applying.")
-    ] = False,
-    trust_profile: Annotated[
-        bool,
-        typer.Option(
-            "--trust-profile",
-            help="Apply a profile that others may write, or another user owns (refused else).",
-        ),
-    ] = False,
     as_json: JsonOption = False,
 ) -> int:
-    """Apply PROFILE: snapshot first, then write, read back and probe; any failure rolls back.
+    """Which limit most likely refused a thread or a fork (EAGAIN), with the evidence.
 
-    Raise-only: a value already higher than the profile asks is kept. Needs root, except
-    with --dry-run. Exit status: 0 applied (or nothing to do), 1 failed and rolled back,
-    2 bad profile, 3 needs root, 4 another apply or revert holds the lock.
+    Reads pids.events on every cgroup level, the kernel log (root), and each limit's state
+    now. Exit status: 0 a cause was found, 1 none, 2 bad input.
 
-    Example: sudo sysprep apply million-threads --persist
+    Example: sysprep explain --pid 4242
     """
-    from sysprep.apply import apply
-    from sysprep.profile import load
+    from sysprep.explain import explain as run_explain
     from sysprep.render import print_json
-    from sysprep.render.changes import apply_document
-    from sysprep.render.changes import print_apply
+    from sysprep.render.explain import explain_document
+    from sysprep.render.explain import print_explanation
 
-    context: Context = ctx.obj
-    if pid is not None:
-        context.host.require_process(pid)
-    try:
-        result = apply(
-            context.host,
-            load(profile, context.host, trust=trust_profile),
-            context.state_dir,
-            persist=persist,
-            pid=pid,
-            run_probes=not no_probe,
-            dry_run=dry_run,
-            unit=unit,
-            restart=restart,
-        )
-    except KeyboardInterrupt:
-        raise StoppedError("interrupted before any change") from None
+    if pid is not None and unit is not None:
+        raise BadInputError("give --unit or --pid, not both")
+    explanation = run_explain(ctx.obj.host, pid=pid, unit=unit)
     if as_json:
-        print_json(apply_document(result))
+        print_json(explain_document(explanation))
     else:
-        print_apply(result)
-    return ExitCode.OK
-
-
-def revert(
-    ctx: typer.Context,
-    snapshot: Annotated[
-        str | None,
-        typer.Argument(metavar="SNAPSHOT", help="Snapshot id; default: the last apply."),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Restore even values changed since the apply.")
-    ] = False,
-    as_json: JsonOption = False,
-) -> int:
-    """Put back exactly what the last apply (or SNAPSHOT) changed, newest change first.
-
-    Refuses, naming the key, when someone changed a value after the apply, unless --force.
-    Exit status: 0 reverted, 1 a setting could not be restored (each named; the rest are),
-    2 no such snapshot, 3 needs root, 4 drift or lock held.
-
-    Example: sudo sysprep revert
-    """
-    from sysprep.render import print_json
-    from sysprep.render.changes import print_revert
-    from sysprep.render.changes import revert_document
-    from sysprep.revert import revert as run_revert
-
-    context: Context = ctx.obj
-    result = run_revert(context.host, context.state_dir, snapshot, force=force)
-    if as_json:
-        print_json(revert_document(result))
-    else:
-        print_revert(result)
-    return ExitCode.NOT_READY if result.failed else ExitCode.OK
-
-
-def snapshots(
-    ctx: typer.Context,
-    as_json: JsonOption = False,
-) -> int:
-    """List the snapshots: id, time, profile, what changed, and whether it is still applied.
-
-    Example: sudo sysprep snapshots --json
-    """
-    from sysprep.render.changes import print_snapshots
-    from sysprep.snapshot import scan_snapshots
-
-    context: Context = ctx.obj
-    print_snapshots(scan_snapshots(context.state_dir, context.host), as_json=as_json)
-    return ExitCode.OK
-
-
-def _stack_option(text: str | None) -> int | None:
-    if text is None:
-        return None
-    size = parse_size(text)
-    if size < PTHREAD_STACK_MIN:
-        raise BadInputError(
-            f"invalid stack {text!r}: pthread_create refuses stacks below PTHREAD_STACK_MIN"
-            f" ({format_size(PTHREAD_STACK_MIN)})"
-        )
-    return size
+        print_explanation(explanation)
+    return ExitCode.OK if explanation.causes else ExitCode.NOT_READY
