@@ -32,6 +32,7 @@ app.command("apply")(tune.apply_command)
 app.command()(tune.revert)
 app.command()(tune.snapshots)
 app.command()(inspect.explain)
+app.command()(inspect.watch)
 
 
 def _version(value: bool) -> None:

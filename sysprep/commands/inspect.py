@@ -221,3 +221,78 @@ def explain(
     else:
         print_explanation(explanation)
     return ExitCode.OK if explanation.causes else ExitCode.NOT_READY
+
+
+def watch(
+    ctx: typer.Context,
+    pid: Annotated[int | None, typer.Option(metavar="PID", help="The process to watch.")] = None,
+    unit: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The systemd service to watch.")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(metavar="S", min=0.1, help="Seconds between two refreshes.")
+    ] = 1.0,
+    warn: Annotated[
+        float, typer.Option(metavar="PCT", min=0, max=100, help="Warn under this % of headroom.")
+    ] = 10.0,
+    once: Annotated[bool, typer.Option("--once", help="One sample, then exit.")] = False,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE", help="Also write each refresh for node_exporter (atomically)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Watch a running process's headroom on every limit, its rate, and the time left.
+
+    Exit status: 0 every headroom above --warn, 1 one under it, 2 bad input, 130 Ctrl-C.
+
+    Example: sysprep watch --pid 4242 --warn 20
+    """
+    import time
+    from pathlib import Path
+
+    from sysprep.render import print_json
+    from sysprep.render.watch import watch_document
+    from sysprep.render.watch import watch_table
+    from sysprep.render.watch import write_watch_prometheus
+    from sysprep.watch import Watcher
+    from sysprep.watch import trends
+    from sysprep.watch import warnings
+
+    host = ctx.obj.host
+    if (pid is None) == (unit is None):
+        raise BadInputError("watch needs one of --pid or --unit")
+    if unit is not None:
+        from sysprep.systemd import read_unit
+
+        service = read_unit(host, unit)
+        if not service.running:
+            raise BadInputError(f"{service.name} is not running: nothing to watch")
+        pid = service.main_pid
+    assert pid is not None  # noqa: S101 - one of the two was given
+    host.require_process(pid)
+    watcher = Watcher(host, pid)
+    before, now = None, watcher.sample()
+    if once or as_json:
+        shown_trends = trends(None, now)
+        if prometheus:
+            write_watch_prometheus(shown_trends, Path(prometheus))
+        if as_json:
+            print_json(watch_document(pid, shown_trends, warn))
+        else:
+            from rich.console import Console
+
+            Console(highlight=False).print(watch_table(pid, shown_trends, warn))
+        return ExitCode.NOT_READY if warnings(now, warn) else ExitCode.OK
+    from rich.live import Live
+
+    with Live(watch_table(pid, trends(None, now), warn), auto_refresh=False) as live:
+        while True:
+            time.sleep(interval)
+            before, now = now, watcher.sample()
+            shown_trends = trends(before, now)
+            if prometheus:
+                write_watch_prometheus(shown_trends, Path(prometheus))
+            live.update(watch_table(pid, shown_trends, warn), refresh=True)

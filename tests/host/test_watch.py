@@ -1,0 +1,73 @@
+"""watch on the real kernel: a holder of threads in a real pids cgroup, sampled once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.host.test_explain import held
+from tests.host.test_schemas import validate
+
+pytestmark = pytest.mark.root
+
+PIDS_V1 = Path("/sys/fs/cgroup/pids")
+
+
+def test_once_json_reports_the_cgroup_headroom_and_warns() -> None:
+    """A holder of 150 threads whose cgroup allows 200: pids.max has 49 left of 200 (24.5 %);
+    --warn 30 exits 1, --warn 10 exits 0; the document follows its schema."""
+    if not (PIDS_V1 / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids hierarchy on this host")
+    cgroup = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
+    cgroup.mkdir()
+    holder = None
+    try:
+
+        def join() -> None:
+            (cgroup / "cgroup.procs").write_text("0\n")
+            (cgroup / "pids.max").write_text("151\n")
+
+        holder = held(join)  # creates threads until the cgroup's 151 tasks are there
+        (cgroup / "pids.max").write_text("200\n")
+        command = [sys.executable, "-m", "sysprep", "watch", "--pid", str(holder.pid), "--once"]
+        done = subprocess.run(
+            [*command, "--json", "--warn", "30"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        validate("watch", document)
+        pids = next(row for row in document["limits"] if row["limit"] == "pids.max")
+        assert (pids["used"], pids["limit_value"], pids["headroom"]) == (151, 200, 49)
+        prom = Path(tempfile.mkdtemp()) / "watch.prom"
+        calm = subprocess.run(
+            [*command, "--json", "--warn", "10", "--prometheus", str(prom)],
+            capture_output=True,
+            check=False,
+        )
+        assert calm.returncode == 0
+        families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+        headroom = {s.labels["limit"]: s.value for s in families["sysprep_limit_headroom"].samples}
+        assert headroom["pids.max"] == 49
+        shutil.rmtree(prom.parent)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        cgroup.rmdir()
+
+
+def test_it_needs_a_process() -> None:
+    """watch needs a process: --pid and --unit together, or neither, is refused."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sysprep", "watch"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "sysprep: error: watch needs one of --pid or --unit"
