@@ -18,6 +18,7 @@ from sysprep.cli import run
 from sysprep.errors import ExitCode
 from sysprep.host import Host
 from sysprep.probe_runner import probe_path
+from tests.host.test_schemas import SCHEMAS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -330,7 +331,9 @@ def test_probes_and_profiles_ship_in_the_wheel(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(site)},
     )
     assert completed.returncode == 0, completed.stderr
-    assert len(list((site / "sysprep/schemas").glob("*.schema.json"))) == 8
+    shipped = {p.name for p in (site / "sysprep/schemas").glob("*.schema.json")}
+    assert shipped == {p.name for p in SCHEMAS.glob("*.schema.json")}
+    assert len(shipped) == 9
     assert completed.stderr.strip().splitlines() == [
         str(site / "sysprep/_probes/threads.py"),
         str(site / "sysprep/_profiles/million-threads.toml"),
