@@ -10,7 +10,7 @@ from sysprep.errors import ExitCode
 from sysprep.errors import SysprepError
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Target
-from sysprep.limits.base import ThreadCost
+from sysprep.limits.cost import ThreadCost
 from sysprep.probe_runner import run_probe
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
-from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import unknown
 from sysprep.limits.memory import thread_cost
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
     from sysprep.host import Host
     from sysprep.limits.base import Limit
+    from sysprep.limits.cost import ThreadCost
     from sysprep.systemd import Unit
 
 

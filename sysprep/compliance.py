@@ -13,7 +13,7 @@ from sysprep.plan import plan_sysctls
 if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.limits.base import Target
-    from sysprep.limits.base import ThreadCost
+    from sysprep.limits.cost import ThreadCost
     from sysprep.profile import Profile
     from sysprep.settings import Change
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from sysprep.environment import Environment
     from sysprep.host import Host
+    from sysprep.limits.cost import ThreadCost
     from sysprep.pidns import Level
     from sysprep.settings import Fix
     from sysprep.systemd import Unit
@@ -117,21 +118,6 @@ def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
     """A limit that could not be read; it makes the host "not ready" until it can be."""
     reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
     return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}", unit=unit)
-
-
-class ThreadCost(NamedTuple):
-    """Memory one idle thread costs the host, in bytes (DESIGN.md: ~35 KiB on x86_64)."""
-
-    kernel_stack: int  # THREAD_SIZE, meminfo KernelStack
-    page_tables: int  # the PTE page its stack touches, meminfo PageTables
-    slab: int  # task_struct and friends, meminfo SUnreclaim
-    rss: int  # user pages touched: TCB/TLS and the first stack frame
-    measured: bool = False  # True when --calibrate started real threads to find it
-
-    @property
-    def total(self) -> int:
-        """What each thread takes from MemAvailable."""
-        return self.kernel_stack + self.page_tables + self.slab + self.rss
 
 
 class Inspection:

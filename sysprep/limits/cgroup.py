@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from sysprep.facts import USER_SLICE_FILE
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
@@ -144,39 +145,35 @@ def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
             )
     unit = level.name
     if inspection.unit is not None and unit == inspection.unit.name:
-        return Fix(
-            setting=f"{unit} TasksMax",
-            value=value,
-            now=f"systemctl set-property --runtime {unit} TasksMax={value}",
-            persist=(
-                f"[Service] TasksMax={value} in {inspection.unit.drop_in},"
-                " then systemctl daemon-reload"
-            ),
-            takes_effect="at the service's next (re)start; set-property, now",
+        persist = f"[Service] TasksMax={value} in {inspection.unit.drop_in}"
+        return _tasks_max(
+            unit, value, persist, "at the service's next (re)start; set-property, now"
         )
     if _USER_SLICE.fullmatch(unit) and inspection.host.runs_systemd:
-        return Fix(
-            setting=f"{unit} TasksMax",
-            value=value,
-            now=f"systemctl set-property --runtime {unit} TasksMax={value}",
-            persist=(
-                f"[Slice] TasksMax={value} in /etc/systemd/system/user-.slice.d/90-sysprep.conf"
-                " (every user), then systemctl daemon-reload"
-            ),
-            takes_effect="now with set-property; the drop-in from the next login",
+        persist = f"[Slice] TasksMax={value} in {USER_SLICE_FILE.path} (every user)"
+        return _tasks_max(
+            unit, value, persist, "now with set-property; the drop-in from the next login"
         )
     if unit.endswith(_SYSTEMD_UNITS) and inspection.host.runs_systemd:
-        return Fix(
-            setting=f"{unit} TasksMax",
-            value=value,
-            now=f"systemctl set-property --runtime {unit} TasksMax={value}",
-            persist=f"systemctl set-property {unit} TasksMax={value}",
-            takes_effect="now",
-        )
+        return _tasks_max(unit, value, None, "now")
     return Fix(
         setting=f"{shown}/pids.max",
         value=value,
         now=f"echo {value} > {shown}/pids.max",
         persist="set it where the cgroup is created (e.g. docker run --pids-limit)",
         takes_effect="now",
+    )
+
+
+def _tasks_max(unit: str, value: int, drop_in: str | None, takes_effect: str) -> Fix:
+    """A systemd unit's or slice's TasksMax: set-property now; its drop-in to persist."""
+    persist = f"systemctl set-property {unit} TasksMax={value}"
+    if drop_in is not None:
+        persist = f"{drop_in}, then systemctl daemon-reload"
+    return Fix(
+        setting=f"{unit} TasksMax",
+        value=value,
+        now=f"systemctl set-property --runtime {unit} TasksMax={value}",
+        persist=persist,
+        takes_effect=takes_effect,
     )

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
-from sysprep.limits.base import ThreadCost
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.limits.cgroup import CgroupLevel
 from sysprep.limits.cgroup import cgroup_walk
+from sysprep.limits.cost import ThreadCost
 from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import KIB
