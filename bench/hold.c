@@ -1,6 +1,8 @@
 /* The C reference for the threads probe: hold N threads blocked in sem_wait, then release
  * and join them all. Same start routine, same semaphore, same default stack (glibc's, from
- * RLIMIT_STACK). Build: cc -O2 -pthread -o hold hold.c   Run: ./hold 30000 */
+ * RLIMIT_STACK). Build: cc -O2 -pthread -o hold hold.c   Run: ./hold 30000
+ * With -DCOUNT_MAPS it also prints /proc/self/maps's lines before and at the peak
+ * (bench/runtimes/run.py); without it the timed loop is untouched. */
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -8,6 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef COUNT_MAPS
+static long maps(void) {
+    FILE *file = fopen("/proc/self/maps", "r");
+    long lines = 0;
+    for (int c; file && (c = getc(file)) != EOF;) lines += c == '\n';
+    if (file) fclose(file);
+    return lines;
+}
+#endif
 
 static double now(void) {
     struct timespec t;
@@ -20,6 +32,9 @@ int main(int argc, char **argv) {
     pthread_t *tids = calloc(count, sizeof *tids);
     sem_t semaphore;
     sem_init(&semaphore, 0, 0);
+#ifdef COUNT_MAPS
+    long maps_before = maps();
+#endif
     long created = 0;
     double started = now();
     for (; created < count; created++) {
@@ -30,6 +45,11 @@ int main(int argc, char **argv) {
         }
     }
     double released = now();
+#ifdef COUNT_MAPS
+    printf("{\"runtime\": \"c\", \"held\": %ld, \"maps_before\": %ld, \"maps_peak\": %ld}\n", created,
+           maps_before, maps());
+    released = now();
+#endif
     for (long i = 0; i < created; i++) sem_post(&semaphore);
     for (long i = 0; i < created; i++) pthread_join(tids[i], NULL);
     /* Same keys as the probe's JSON, so the benchmark can compare the phases. */
