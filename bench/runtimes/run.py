@@ -8,7 +8,9 @@ Builds hold.c, Hold.java and hold.rs into a temp directory (a runtime whose comp
 missing is skipped and named). Each program first holds 1000 threads on the host as it is,
 which gives its mappings per thread; then vm.max_map_count is lowered and each holds threads
 until creation fails, which gives the count it really reached and whether the process
-survived. vm.max_map_count is put back afterwards, also on failure.
+survived. vm.max_map_count is put back afterwards, also on failure. The lowered limit must be
+the tightest one (about 5,000 threads at the default 10000), or the count is another limit's.
+Not beside the test suite: both write sysctls, and each would see the other's values.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def main() -> int:
         try:
             for runtime, command in commands.items():
                 sample = hold(command, SAMPLE, workdir)
+                if not sample["survived"] or sample["held"] != SAMPLE:
+                    sys.exit(f"{runtime}: could not hold {SAMPLE} threads on the host as it is")
                 per_thread = (sample["maps_peak"] - sample["maps_before"]) / SAMPLE
                 MAP_COUNT.write_text(f"{args.max_map_count}\n")
                 limited = hold(command, LIMITED, workdir)
