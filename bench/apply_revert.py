@@ -17,12 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import sysctls
+
 KEYS = ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count")
 TARGET_SECONDS = 0.5
-
-
-def sysctl_path(key: str) -> Path:
-    return Path("/proc/sys") / key.replace(".", "/")
 
 
 def timed(command: list[str]) -> float:
@@ -37,20 +35,15 @@ def main() -> int:
     parser.add_argument("--persist", action="store_true", help="also write the drop-ins")
     args = parser.parse_args()
     sysprep = str(Path(sys.executable).with_name("sysprep"))
-    saved = {key: sysctl_path(key).read_text() for key in KEYS}
     applies, reverts = [], []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            options = ["--etc-root", tmp, "--state-dir", f"{tmp}/state"]
-            extra = ["--persist"] if args.persist else []
-            for _ in range(args.runs):
-                applies.append(
-                    timed([sysprep, *options, "apply", "million-threads", "--no-probe", *extra])
-                )
-                reverts.append(timed([sysprep, *options, "revert"]))
-    finally:
-        for key, value in saved.items():
-            sysctl_path(key).write_text(value)
+    with sysctls.restored(KEYS), tempfile.TemporaryDirectory() as tmp:
+        options = ["--etc-root", tmp, "--state-dir", f"{tmp}/state"]
+        extra = ["--persist"] if args.persist else []
+        for _ in range(args.runs):
+            applies.append(
+                timed([sysprep, *options, "apply", "million-threads", "--no-probe", *extra])
+            )
+            reverts.append(timed([sysprep, *options, "revert"]))
     verdict = (
         "ok"
         if max(statistics.median(applies), statistics.median(reverts)) <= TARGET_SECONDS

@@ -19,14 +19,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import sysctls
 
 SYSPREP = [sys.executable, "-m", "sysprep"]
 RAISED = {"kernel.pid_max": 4194304, "kernel.threads-max": 1000000, "vm.max_map_count": 1000000}
-
-
-def sysctl_path(key: str) -> Path:
-    return Path("/proc/sys") / key.replace(".", "/")
 
 
 def hold(count: int) -> None:
@@ -77,10 +74,7 @@ def main() -> int:
         sys.exit("needs root: the bench raises pid_max, threads-max and max_map_count")
     # Byte-compile first, as an install does (PYTHONDONTWRITEBYTECODE would recompile each run).
     subprocess.run([sys.executable, "-m", "compileall", "-q", "sysprep"], check=True)
-    saved = {key: sysctl_path(key).read_text() for key in RAISED}
-    try:
-        for key, value in RAISED.items():
-            sysctl_path(key).write_text(f"{value}\n")
+    with sysctls.written(RAISED):
         print(f"{'threads':>8} {'check s':>8} {'--pid s':>8} {'capacity':>9} {'binding':>20}")
         for count in (int(c) for c in args.counts.split(",")):
             helper = subprocess.Popen(
@@ -106,9 +100,6 @@ def main() -> int:
                 if helper.stdin is not None:
                     helper.stdin.close()
                 helper.wait()
-    finally:
-        for key, value in reversed(saved.items()):
-            sysctl_path(key).write_text(value)
     return 0
 
 

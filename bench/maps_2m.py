@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sysctls
+
 PROBE = Path(__file__).resolve().parents[1] / "probes" / "maps.py"
-MAX_MAP_COUNT = Path("/proc/sys/vm/max_map_count")
 TARGET_SECONDS = 3.0
 
 
@@ -24,10 +25,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2_100_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    saved = MAX_MAP_COUNT.read_text()
     results = []
-    try:
-        MAX_MAP_COUNT.write_text(f"{args.count + 100_000}\n")
+    with sysctls.written({"vm.max_map_count": args.count + 100_000}):
         for _ in range(args.runs):
             out = subprocess.run(
                 [sys.executable, "-S", str(PROBE), "--count", str(args.count), "--json"],
@@ -36,8 +35,6 @@ def main() -> int:
                 check=True,
             ).stdout
             results.append(json.loads(out))
-    finally:
-        MAX_MAP_COUNT.write_text(saved)
     seconds = [r["create_seconds"] for r in results]
     median = statistics.median(seconds)
     print(f"{args.count:,} mappings: held {results[-1]['held']:,}, create seconds {seconds}")

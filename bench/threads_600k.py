@@ -18,12 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import sysctls
+
 ROOT = Path(__file__).resolve().parents[1]
-PROC_SYS = Path("/proc/sys")
-
-
-def sysctl_path(key: str) -> Path:
-    return PROC_SYS / key.replace(".", "/")
 
 
 def main() -> int:
@@ -36,10 +33,7 @@ def main() -> int:
         "kernel.threads-max": args.count + 100_000,
         "vm.max_map_count": 2 * args.count + 100_000,
     }
-    saved = {key: sysctl_path(key).read_text() for key in raised}
-    try:
-        for key, value in raised.items():
-            sysctl_path(key).write_text(f"{value}\n")
+    with sysctls.written(raised):
         check = subprocess.run(
             [
                 sys.executable,
@@ -80,9 +74,6 @@ def main() -> int:
             check=False,
         )
         wall = time.monotonic() - started
-    finally:
-        for key, value in saved.items():
-            sysctl_path(key).write_text(value)
     result = json.loads(probe.stdout)
     held, stopped = result["held"], result["stopped_by"]
     print(f"probe: held {held:,} of {args.count:,} at once; stopped by {stopped}")

@@ -22,8 +22,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import sysctls
 from check_busy import RAISED
-from check_busy import sysctl_path
 
 
 def main() -> int:
@@ -33,10 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the bench raises pid_max, threads-max and max_map_count")
-    saved = {key: sysctl_path(key).read_text() for key in RAISED}
-    try:
-        for key, value in RAISED.items():
-            sysctl_path(key).write_text(f"{value}\n")
+    with sysctls.written(RAISED), tempfile.TemporaryDirectory() as tmp:
         holder = subprocess.Popen(
             [
                 sys.executable,
@@ -50,7 +47,7 @@ def main() -> int:
         )
         assert holder.stdout is not None
         held = int(holder.stdout.readline())
-        prom = Path(tempfile.mkdtemp()) / "watch.prom"
+        prom = Path(tmp) / "watch.prom"
         watch = subprocess.Popen(
             [sys.executable, "-m", "sysprep", "watch", "--pid", str(holder.pid), "--interval", "1",
              "--prometheus", str(prom)],
@@ -66,9 +63,6 @@ def main() -> int:
         used = cpu.user + cpu.system
         print(f"threads held {held:,}; watch ran {args.seconds:.0f} s at 1 refresh/s")
         print(f"CPU {used:.2f} s = {100 * used / args.seconds:.1f} % of one core (target < 5 %)")
-    finally:
-        for key, value in reversed(saved.items()):
-            sysctl_path(key).write_text(value)
     return 0
 
 

@@ -24,9 +24,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sysctls
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-MAP_COUNT = Path("/proc/sys/vm/max_map_count")
 SAMPLE = 1000
 LIMITED = 100_000  # more than any lowered limit allows
 HELD = re.compile(r"^held (\d+)$", re.MULTILINE)
@@ -89,31 +92,27 @@ def main() -> int:
         commands = build(workdir, args.xss)
         for missing in sorted({"c", "jvm", "rust"} - commands.keys()):
             print(f"{missing}: skipped, its compiler is not installed")
-        saved = MAP_COUNT.read_text()
-        try:
-            for runtime, command in commands.items():
-                sample = hold(command, SAMPLE, workdir)
-                if not sample["survived"] or sample["held"] != SAMPLE:
-                    sys.exit(f"{runtime}: could not hold {SAMPLE} threads on the host as it is")
-                per_thread = (sample["maps_peak"] - sample["maps_before"]) / SAMPLE
-                MAP_COUNT.write_text(f"{args.max_map_count}\n")
+        lowered = {"vm.max_map_count": args.max_map_count}
+        for runtime, command in commands.items():
+            sample = hold(command, SAMPLE, workdir)
+            if not sample["survived"] or sample["held"] != SAMPLE:
+                sys.exit(f"{runtime}: could not hold {SAMPLE} threads on the host as it is")
+            per_thread = (sample["maps_peak"] - sample["maps_before"]) / SAMPLE
+            with sysctls.written(lowered):
                 limited = hold(command, LIMITED, workdir)
-                MAP_COUNT.write_text(saved)
-                print(
-                    json.dumps(
-                        {
-                            "runtime": runtime,
-                            "maps_per_thread": per_thread,
-                            "max_map_count": args.max_map_count,
-                            "held": limited["held"],
-                            "survived": limited["survived"],
-                        }
-                    )
+            print(
+                json.dumps(
+                    {
+                        "runtime": runtime,
+                        "maps_per_thread": per_thread,
+                        "max_map_count": args.max_map_count,
+                        "held": limited["held"],
+                        "survived": limited["survived"],
+                    }
                 )
-            MAP_COUNT.write_text(f"{args.max_map_count}\n")
+            )
+        with sysctls.written(lowered):
             print(json.dumps({"sysprep_check_for_c": predicted()}))
-        finally:
-            MAP_COUNT.write_text(saved)
     return 0
 
 
