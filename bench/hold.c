@@ -2,7 +2,9 @@
  * and join them all. Same start routine, same semaphore, same default stack (glibc's, from
  * RLIMIT_STACK). Build: cc -O2 -pthread -o hold hold.c   Run: ./hold 30000
  * With -DCOUNT_MAPS it also prints /proc/self/maps's lines before and at the peak
- * (bench/runtimes/run.py); without it the timed loop is untouched. */
+ * (bench/runtimes/run.py); without it the timed loop is untouched. With HOLD_WAIT set in the
+ * environment it writes "ready" to stderr and waits for a line on stdin before it starts, so
+ * a test can inspect it first (as every program in bench/runtimes does). */
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -30,6 +32,10 @@ static double now(void) {
 int main(int argc, char **argv) {
     long count = argc > 1 ? strtol(argv[1], NULL, 10) : 30000;
     pthread_t *tids = calloc(count, sizeof *tids);
+    if (getenv("HOLD_WAIT")) {
+        fprintf(stderr, "ready\n");
+        for (int c = getchar(); c != EOF && c != '\n'; c = getchar()) {}
+    }
     sem_t semaphore;
     sem_init(&semaphore, 0, 0);
 #ifdef COUNT_MAPS

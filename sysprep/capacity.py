@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.limits.base import Limit
     from sysprep.limits.cost import ThreadCost
+    from sysprep.runtimes import RuntimeUse
     from sysprep.systemd import Unit
 
 
@@ -33,6 +34,8 @@ class Assessment(NamedTuple):
     connections_capacity: int | None = None  # with a connections target
     connections_binding: Reading | None = None
     connection_bytes: int | None = None
+    runtime: RuntimeUse | None = None  # None: the process could not be read
+    runtime_threads: int = 0  # threads its runtime will add (a program yet to start)
 
     @property
     def unknown(self) -> tuple[Reading, ...]:
@@ -80,6 +83,11 @@ def check(
         from sysprep.limits.sysctl import ParentPidMax
 
         limits = (*limits, ParentPidMax())
+    runtime = _runtime(inspection)
+    if target.threads and runtime is not None and runtime.name == "go":
+        from sysprep.limits.runtime import GoMaxThreads
+
+        limits = (*limits, GoMaxThreads())
     readings = tuple(_read(limit, inspection) for limit in limits)
     capacity, binding = assess([r for r in readings if r.unit == "threads"])
     connections, connections_binding = assess([r for r in readings if r.unit == "connections"])
@@ -103,7 +111,17 @@ def check(
         connections,
         connections_binding,
         connection_bytes,
+        runtime,
+        inspection.runtime_threads if runtime is not None and target.threads else 0,
     )
+
+
+def _runtime(inspection: Inspection) -> RuntimeUse | None:
+    """The judged runtime; None when the process could not be read (its limits say why)."""
+    try:
+        return inspection.runtime
+    except OSError:
+        return None
 
 
 def _read(limit: Limit, inspection: Inspection) -> Reading:

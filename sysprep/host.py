@@ -179,6 +179,12 @@ class Host(ProcessReads):
                     return int(line.split()[1]) * 1024
         raise OSError("no KernelPageSize in /proc/self/smaps")
 
+    def cpus(self) -> int:
+        """CPUs a program started here may run on (what the JVM and Go size themselves by)."""
+        if self.is_live:
+            return len(os.sched_getaffinity(0))
+        return max(self.read("proc/cpuinfo").count("processor\t:"), 1)
+
     def virtual_address_bits(self) -> int | None:
         """Virtual address bits from /proc/cpuinfo ("address sizes : ..., 48 bits virtual")."""
         match = _ADDRESS_BITS.search(self.read("proc/cpuinfo"))

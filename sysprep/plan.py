@@ -225,7 +225,13 @@ def _auto_values(profile: Profile, host: Host) -> dict[str, int]:
 
     BadInputError when one is past what the kernel accepts: never a silent clamp.
     """
-    result = check(host, Target(threads=profile.threads, stack_bytes=profile.stack))
+    target = Target(
+        threads=profile.threads,
+        stack_bytes=profile.stack,
+        runtime=profile.runtime,
+        runtime_from="profile",
+    )
+    result = check(host, target)
     values = {}
     for reading in result.readings:
         if reading.name in AUTO_SYSCTLS:

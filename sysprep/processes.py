@@ -54,14 +54,32 @@ class ProcessReads:
             return None
         return int(link.partition("[")[2].rstrip("]") or 0) or None
 
+    def environ(self, pid: int | str) -> dict[str, str]:
+        """A process's environment as it started (its owner's or root's to read)."""
+        raw = self.path(f"proc/{pid}/environ").read_bytes()
+        pairs = (item.partition(b"=") for item in raw.split(b"\0") if b"=" in item)
+        return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
     def init_environment(self) -> dict[str, str]:
         """PID 1's environment (root's to read); empty when it cannot be read."""
         try:
-            raw = self.path("proc/1/environ").read_bytes()
+            return self.environ(1)
         except OSError:
             return {}
-        pairs = (item.partition(b"=") for item in raw.split(b"\0") if b"=" in item)
-        return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
+    def cmdline(self, pid: int | str) -> list[str]:
+        """A process's argv (empty for a kernel thread or a zombie)."""
+        args = self.path(f"proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if args[-1] == b"":  # a NUL ends each argument, unless the program rewrote them
+            args.pop()
+        return [arg.decode(errors="replace") for arg in args]
+
+    def exe_name(self, pid: int | str) -> str:
+        """The path of a process's executable; "" when it cannot be read (root reads others')."""
+        try:
+            return str(self.path(f"proc/{pid}/exe").readlink())
+        except OSError:
+            return ""
 
     def proc_sys_read_only(self) -> bool:
         """True when /proc/sys is mounted read-only here (as container runtimes do)."""

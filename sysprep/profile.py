@@ -15,6 +15,7 @@ from typing import Any
 from sysprep.errors import BadInputError
 from sysprep.facts import PROBES
 from sysprep.facts import THREADS_MAX_LIMIT
+from sysprep.runtimes import RUNTIMES
 from sysprep.settings import only_keys
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
@@ -43,7 +44,7 @@ SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting | UnitSetting]] = {
     "unit": UnitSetting,
 }
 _TOP_KEYS = frozenset({"description", "extends", "target", "probes", *SETTING_TABLES})
-_TARGET_KEYS = frozenset({"threads", "stack"})
+_TARGET_KEYS = frozenset({"threads", "stack", "runtime"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
 
 
@@ -67,6 +68,7 @@ class Profile:
     stack: int | None
     wants: tuple[Want, ...]  # [sysctl] first, then [rlimits], each in the file's order
     probes: tuple[ProbeWant, ...] = field(default=())
+    runtime: str | None = None  # the program the target is for: c, jvm, rust or go
 
     def wanted(self, kind: type) -> tuple[Want, ...]:
         """What the profile asks of one kind of setting."""
@@ -197,6 +199,11 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
             f" (kernel.threads-max is at most {THREADS_MAX_LIMIT:,})"
         )
     stack = _size(where, "target.stack", target["stack"]) if "stack" in target else None
+    runtime = target.get("runtime")
+    if runtime is not None and runtime not in RUNTIMES:
+        raise BadInputError(
+            f"{where}: target.runtime = {runtime!r} is not one of {', '.join(RUNTIMES)}"
+        )
     wants = tuple(
         kind.want(where, key, value, host)
         for table, kind in SETTING_TABLES.items()
@@ -206,7 +213,7 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     if not isinstance(probes_data, list):
         raise BadInputError(f"{where}: probes must be an array of tables ([[probes]])")
     probes = tuple(_probe(where, i, entry, threads) for i, entry in enumerate(probes_data))
-    return Profile(path.stem, path, description, threads, stack, wants, probes)
+    return Profile(path.stem, path, description, threads, stack, wants, probes, runtime)
 
 
 def _table(where: str, name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sysprep.capacity import check
 from sysprep.environment import detect
 from sysprep.errors import BadInputError
 from sysprep.limits.base import Target
+from sysprep.runtimes import RUNTIMES
 
 if TYPE_CHECKING:
     from sysprep.capacity import Assessment
@@ -47,17 +48,21 @@ def run_check(
     calibrate: bool = False,
     with_links: bool = False,
     unit: str | None = None,
+    runtime: str | None = None,
 ) -> CheckResult:
     """Judge *host* for the target; read-only. A profile gives the defaults it does not set.
 
     *with_links*: also list the host's links when connections are judged (over netlink;
-    the JSON document carries them).
+    the JSON document carries them). *runtime*: the program's (c, jvm, rust, go); without
+    it, the profile's, else the one recognised in the --pid or --unit process, else C.
     """
     loaded = None
     if profile is not None:
         from sysprep.profile import load
 
         loaded = load(profile, host)
+    if runtime is not None and runtime not in RUNTIMES:
+        raise BadInputError(f"invalid --runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     if sources is not None and (sources <= 0 or connections is None):
         raise BadInputError(f"invalid --sources {sources}: give it with --connections, at least 1")
     service = None
@@ -77,6 +82,8 @@ def run_check(
         pid=pid,
         connections=connections,
         sources=sources,
+        runtime=runtime or (loaded.runtime if loaded else None),
+        runtime_from="--runtime" if runtime or not loaded else "profile",
     )
     cost = None
     if calibrate:

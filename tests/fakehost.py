@@ -163,11 +163,33 @@ class FakeHost:
             # /proc/TID resolves on a real kernel too, though readdir does not list it.
             (self.root / f"proc/{tid}").mkdir(exist_ok=True)
         self._write(f"proc/{pid}/cgroup", "0::/system.slice/fake.service\n")
+        self._write(f"proc/{pid}/cmdline", "/usr/bin/fake\0")
         self.set_start_time(pid, 1000 + pid)
         self.set_fds(pid, 4)
         self.set_maps(pid, count=40)
         self.set_limits(pid)
         self._write_meminfo()
+        return self
+
+    def set_program(
+        self,
+        pid: int | str,
+        argv: list[str],
+        *,
+        environ: dict[str, str] | None = None,
+        binary: bytes = b"",
+    ) -> FakeHost:
+        """What process *pid* runs: /proc/PID/exe (a link to its binary), cmdline, environ."""
+        self._write(f"proc/{pid}/cmdline", "".join(f"{arg}\0" for arg in argv))
+        self._write(
+            f"proc/{pid}/environ", "".join(f"{k}={v}\0" for k, v in (environ or {}).items())
+        )
+        image = self.root / "binaries" / str(pid) / argv[0].rsplit("/", 1)[-1]
+        image.parent.mkdir(parents=True, exist_ok=True)
+        image.write_bytes(binary)
+        exe = self.root / f"proc/{pid}/exe"
+        exe.unlink(missing_ok=True)
+        exe.symlink_to(image)
         return self
 
     def set_start_time(self, pid: int, ticks: int) -> FakeHost:

@@ -1,7 +1,8 @@
 // The Rust counterpart of bench/hold.c: std::thread with its default 2 MiB stack (or
 // RUST_MIN_STACK), threads block until released. Prints how many were held and the mappings
 // at the peak. Each spawn is also written to stderr ("held N"): when mappings run out, a new
-// thread's signal stack cannot be mapped and std aborts the whole process.
+// thread's signal stack cannot be mapped and std aborts the whole process. With HOLD_WAIT set
+// it writes "ready" and waits for a line on stdin first.
 // Build: rustc -O hold.rs   Run: ./hold 30000
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -11,6 +12,11 @@ fn maps() -> usize {
 
 fn main() {
     let count: usize = std::env::args().nth(1).and_then(|arg| arg.parse().ok()).unwrap_or(30000);
+    if std::env::var_os("HOLD_WAIT").is_some() {
+        // let a test inspect this process first
+        eprintln!("ready");
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
     let gate = Arc::new((Mutex::new(false), Condvar::new()));
     let before = maps();
     let mut threads = Vec::new();

@@ -30,7 +30,18 @@ def check(
     stack: Annotated[
         str | None,
         typer.Option(
-            metavar="SIZE", help="Thread stack size (e.g. 256K); default: glibc's, from ulimit -s."
+            metavar="SIZE",
+            help="Thread stack size (e.g. 256K); default: the runtime's (C: glibc's, from"
+            " ulimit -s).",
+        ),
+    ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUNTIME",
+            help="The program's runtime: c, jvm, rust or go [default: the profile's, else"
+            " recognised in --pid/--unit, else c].",
+            show_default=False,
         ),
     ] = None,
     pid: Annotated[
@@ -100,6 +111,7 @@ def check(
         calibrate=calibrate,
         with_links=as_json,
         unit=unit,
+        runtime=runtime,
     )
     if prometheus is not None:
         from pathlib import Path

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.limits.cost import ThreadCost
     from sysprep.pidns import Level
+    from sysprep.runtimes import RuntimeUse
     from sysprep.settings import Fix
     from sysprep.systemd import Unit
 
@@ -64,6 +65,8 @@ class Target(NamedTuple):
     pid: int | None = None  # None: a new process started by the caller
     connections: int | None = None
     sources: int | None = None  # None: the process accepts them (a server)
+    runtime: str | None = None  # c, jvm, rust, go; None: recognised in the pid, else c
+    runtime_from: str = "--runtime"  # or "profile": where *runtime* was given
 
 
 class Reading(NamedTuple):
@@ -268,11 +271,33 @@ class Inspection:
         return self.host.arch()
 
     @cached_property
+    def runtime(self) -> RuntimeUse:
+        """The runtime judged (C, JVM, Rust, Go): given, or recognised in the --pid process."""
+        from sysprep.runtimes import choose
+
+        target = self.target
+        return choose(self.host, target.runtime, target.runtime_from, target.pid)
+
+    @cached_property
+    def runtime_threads(self) -> int:
+        """Threads the runtime of a program yet to start will add beside its main thread.
+
+        A running process's (--pid) are already counted in what it uses.
+        """
+        if self.target.pid is not None or not self.runtime.starts_threads:
+            return 0
+        return self.runtime.own_threads(self.host.cpus())
+
+    @cached_property
     def stack_bytes(self) -> int:
-        """Thread stack: --stack, else glibc's default from RLIMIT_STACK (pthread_early_init.h)."""
-        if self.target.stack_bytes is not None:
-            size = self.target.stack_bytes
-        else:
+        """Thread stack: --stack, else the runtime's (C: glibc's, from RLIMIT_STACK).
+
+        glibc's rule is pthread_early_init.h's.
+        """
+        size = self.target.stack_bytes
+        if size is None:
+            size = self.runtime.default_stack()[0]
+        if size is None:
             soft = self.rlimits["RLIMIT_STACK"][0]
             size = ARCH_STACK_DEFAULT.get(self.arch, 2 * MIB) if soft is None else soft
         size = max(size, PTHREAD_STACK_MIN)
@@ -280,12 +305,16 @@ class Inspection:
 
     @cached_property
     def guard_bytes(self) -> int:
-        """Glibc's default guard: one page, mapped on top of the stack since 2.27."""
-        return self.page_size
+        """Address space mapped per thread and never written: its guard pages.
+
+        glibc's guard page (since 2.27), and the runtime's own (Rust's signal-stack guard);
+        none for a JVM (its guard zones are inside the stack) or pure Go.
+        """
+        return self.runtime.guard_bytes(self.page_size)
 
     @cached_property
-    def maps_per_thread(self) -> int:
-        """Mappings per thread stack: 2 (stack + PROT_NONE guard), or 1 with madvise guards.
+    def glibc_maps_per_thread(self) -> int:
+        """Mappings per glibc thread stack: 2 (stack + PROT_NONE guard), or 1 with madvise guards.
 
         glibc ≥ 2.42 installs the guard with MADV_GUARD_INSTALL where Linux ≥ 6.13 has it.
         """
@@ -294,13 +323,24 @@ class Inspection:
         return 1 if glibc >= (2, 42) and kernel >= (6, 13) else 2
 
     @cached_property
-    def committed_per_thread(self) -> int:
-        """Bytes of a stack charged as writable (Committed_AS, RLIMIT_DATA).
+    def maps_per_thread(self) -> int:
+        """Mappings one thread adds in the judged runtime."""
+        return self.runtime.maps_per_thread(self.glibc_maps_per_thread)
 
-        The stack alone, or stack and guard when glibc maps the guard writable and fences it
-        with madvise.
+    @cached_property
+    def mapped_per_thread(self) -> int:
+        """Address space one thread maps: its stack, guards and the runtime's signal stack."""
+        return self.stack_bytes + self.guard_bytes + self.runtime.signal_stack()
+
+    @cached_property
+    def committed_per_thread(self) -> int:
+        """Bytes of a thread charged as writable (Committed_AS, RLIMIT_DATA).
+
+        The stack and the runtime's signal stack; for C, also glibc's guard when glibc maps
+        it writable and fences it with madvise.
         """
-        return self.stack_bytes + (self.guard_bytes if self.maps_per_thread == 1 else 0)
+        guard = self.guard_bytes if self.maps_per_thread == 1 and self.runtime.name == "c" else 0
+        return self.stack_bytes + self.runtime.signal_stack() + guard
 
     @cached_property
     def meminfo(self) -> dict[str, int]:

@@ -84,7 +84,8 @@ class PidsMax:
             return unbounded(self.name, inspection.target, note)
         tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
         limit = tightest.limit or 0
-        needed = tightest.usage + inspection.target.threads
+        in_use = tightest.usage + inspection.runtime_threads
+        needed = in_use + inspection.target.threads
         note = tightest.shown
         if _USER_SLICE.fullmatch(tightest.path.name):
             note += (
@@ -100,8 +101,8 @@ class PidsMax:
             self.name,
             inspection.target,
             current=limit,
-            in_use=tightest.usage,
-            allows=limit - tightest.usage,
+            in_use=in_use,
+            allows=limit - in_use,
             needed=needed,
             fix=_fix(inspection, tightest.path, tightest.shown, needed),
             note=note,

@@ -48,7 +48,7 @@ def estimate_cost(inspection: Inspection) -> ThreadCost:
         kernel_stack = 1 << round(math.log2(meminfo["KernelStack"] / tasks))
     # One PTE page maps page/8 pages; a stack touches the PTE page of its own region.
     region = page * (page // 8)
-    page_tables = page * min(1.0, (inspection.stack_bytes + inspection.guard_bytes) / region)
+    page_tables = page * min(1.0, inspection.mapped_per_thread / region)
     try:
         slab = inspection.host.slab_object_size("task_struct") + _SLAB_BESIDES_TASK_STRUCT
     except (OSError, ValueError):
@@ -188,10 +188,10 @@ class AddressSpace:
     in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
-        """Headroom is (user address space - VmSize) / (stack + guard)."""
+        """Headroom is (user address space - VmSize) / what one thread maps."""
         size = _user_address_space(inspection)
         in_use = inspection.vm_bytes("VmSize")
-        per_thread = inspection.stack_bytes + inspection.guard_bytes
+        per_thread = inspection.mapped_per_thread
         fits = max((size - in_use) // inspection.target.threads, 0)
         fix = Fix(
             setting="thread stack size",

@@ -38,7 +38,7 @@ class Nproc:
                 self.name, inspection.target, current=soft, in_use=None, allows=None, note=note
             )
         uid = inspection.real_uid
-        in_use = inspection.tasks_by_uid.get(uid, 0)
+        in_use = inspection.tasks_by_uid.get(uid, 0) + inspection.runtime_threads
         needed = in_use + inspection.target.threads
         return measured(
             self.name,
@@ -62,8 +62,10 @@ class Stack:
     def read(self, inspection: Inspection) -> Reading:
         """Reports the stack size every other limit is computed with."""
         soft = inspection.rlimits[self.name][0]
-        source = "--stack" if inspection.target.stack_bytes is not None else "glibc default"
-        if inspection.target.pid is not None and inspection.target.stack_bytes is None:
+        runtime_stack, source = inspection.runtime.default_stack()
+        if inspection.target.stack_bytes is not None:
+            source = "--stack"
+        elif runtime_stack is None and inspection.target.pid is not None:
             # glibc reads RLIMIT_STACK once at start-up; a later prlimit does not change it.
             source += " (if unchanged since the process started)"
         return Reading(
@@ -82,8 +84,8 @@ class AddressSpace:
     in_bytes = True
 
     def read(self, inspection: Inspection) -> Reading:
-        """Headroom is (soft limit - VmSize) / (stack + guard)."""
-        per_thread = inspection.stack_bytes + inspection.guard_bytes
+        """Headroom is (soft limit - VmSize) / what one thread maps (stack and guards)."""
+        per_thread = inspection.mapped_per_thread
         return _vm_limit(self.name, inspection, "VmSize", per_thread)
 
 

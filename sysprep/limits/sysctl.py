@@ -11,6 +11,7 @@ from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
+from sysprep.runtimes import JVM_MAP_MARGIN
 from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
 
@@ -52,7 +53,7 @@ class ThreadsMax:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
-        in_use = inspection.host.tasks_total()
+        in_use = inspection.host.tasks_total() + inspection.runtime_threads
         return sysctl_minus_in_use(self.name, inspection, in_use, cap=THREADS_MAX_LIMIT)
 
 
@@ -75,7 +76,9 @@ class PidMax:
             return _in_namespace(self.name, inspection)
         limit = inspection.host.sysctl_int(self.name)
         host = inspection.host
-        held_anywhere = host.tasks_total() - host.pids_taken(1, RESERVED_PIDS)
+        held_anywhere = (
+            host.tasks_total() - host.pids_taken(1, RESERVED_PIDS) + inspection.runtime_threads
+        )
         above = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
         in_use = held_anywhere - above
         needed = RESERVED_PIDS + held_anywhere + inspection.target.threads
@@ -203,18 +206,31 @@ class MaxMapCount:
     in_bytes = False
 
     def read(self, inspection: Inspection) -> Reading:
-        """Headroom is the mappings left in the judged process over mappings per thread."""
+        """Headroom is the mappings left in the judged process over mappings per thread.
+
+        Without --pid, the process is a small one of the judged runtime, as it starts.
+        """
         limit = inspection.host.sysctl_int(self.name)
-        in_use = inspection.host.maps(inspection.proc).mappings
+        runtime = inspection.runtime
+        if inspection.target.pid is None:
+            in_use = runtime.baseline_maps()
+        else:
+            in_use = inspection.host.maps(inspection.proc).mappings
         per_thread = inspection.maps_per_thread
         needed = in_use + per_thread * inspection.target.threads
+        note = f"{per_thread} mappings per thread"
+        if runtime.name == "jvm":
+            needed += JVM_MAP_MARGIN
+            note += f"; the fix leaves the JVM {JVM_MAP_MARGIN:,} more for its heap and files"
+        if runtime.at_map_limit():
+            note += f"; {runtime.at_map_limit()}"
         return measured(
             self.name,
             inspection.target,
             current=limit,
             in_use=in_use,
-            allows=(limit - in_use) // per_thread,
+            allows=(limit - in_use) // per_thread if per_thread else None,
             needed=needed,
             fix=SysctlSetting(self.name).fix(needed, where=inspection.sysctl_where(self.name)),
-            note=f"{per_thread} mappings per thread stack",
+            note=note,
         )

@@ -77,6 +77,7 @@ def assessment_document(result: Assessment) -> dict[str, Any]:
             "threads": result.target.threads,
             "stack_bytes": result.stack_bytes,
             "pid": result.target.pid,
+            "runtime": _runtime_document(result),
         },
         "capacity": result.capacity,
         "binding": result.binding.name if result.binding else None,
@@ -95,6 +96,34 @@ def assessment_document(result: Assessment) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def _runtime_document(result: Assessment) -> dict[str, Any] | None:
+    runtime = result.runtime
+    if runtime is None or not result.target.threads:
+        return None
+    return {
+        "name": runtime.name,
+        "chosen": runtime.chosen,
+        "evidence": runtime.evidence,
+        "stack_source": (
+            "--stack" if result.target.stack_bytes is not None else runtime.default_stack()[1]
+        ),
+        "own_threads": result.runtime_threads,
+        "cgo": runtime.cgo,
+    }
+
+
+def runtime_line(result: Assessment) -> str:
+    """The runtime judged, why, and the threads it adds: for the report's first line."""
+    runtime = result.runtime
+    if runtime is None:
+        return ""
+    line = f"runtime: {runtime.name} ({runtime.chosen}"
+    line += f": {runtime.evidence})" if runtime.evidence else ")"
+    if result.runtime_threads:
+        line += f"; it starts {result.runtime_threads} threads of its own, counted in use"
+    return line
 
 
 def _reading_document(reading: Reading) -> dict[str, Any]:
@@ -129,6 +158,8 @@ def print_assessment(result: Assessment) -> None:
 
     console = Console(highlight=False)
     wants = _wants(result)
+    if result.target.threads and result.runtime is not None:
+        console.print(runtime_line(result), style="dim")
     table = Table(title=f"Can this host run {' and '.join(wants)}?", title_justify="left")
     numeric = ("current", "in use", "needed", "allows")
     for column in ("limit", *numeric, "status"):
@@ -189,7 +220,8 @@ def _wants(result: Assessment) -> list[str]:
     wants = []
     if result.target.threads:
         stack = format_size(result.stack_bytes)
-        wants.append(f"{result.target.threads:,} threads of {stack} stack")
+        runtime = f" ({result.runtime.name})" if result.runtime is not None else ""
+        wants.append(f"{result.target.threads:,} threads of {stack} stack{runtime}")
     if result.target.connections:
         wants.append(f"{result.target.connections:,} connections")
     return wants

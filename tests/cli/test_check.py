@@ -31,7 +31,9 @@ def test_json_names_binding_limit(fake: FakeHost, capsys: pytest.CaptureFixture[
     assert document["ready"] is False
     assert document["binding"] == "kernel.pid_max"
     assert document["capacity"] == 32768 - 300 - 3
+    runtime = document["target"].pop("runtime")
     assert document["target"] == {"threads": 1_000_000, "stack_bytes": 8 << 20, "pid": None}
+    assert (runtime["name"], runtime["chosen"], runtime["own_threads"]) == ("c", "assumed", 0)
     assert isinstance(document["per_thread_bytes"], int)
     assert all(set(limit) == LIMIT_KEYS for limit in document["limits"])
     pid_max = next(limit for limit in document["limits"] if limit["name"] == "kernel.pid_max")
