@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from sysprep.cli import run
 from sysprep.host import Host
 from tests import programs
 from tests.nobody import NOBODY
@@ -189,3 +190,54 @@ def test_check_predicts_the_program(
         maps = next(r for r in predicted["limits"] if r["name"] == limit)
         assert "the JVM usually aborts there" in maps["note"]
         assert result.survived or "Native memory allocation (mmap) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("runtime", "recognised"), [("c", "c"), ("jvm", "jvm"), ("rust", "c"), ("go", "go")]
+)
+def test_check_pid_recognises_the_running_program(
+    built: dict[str, list[str]],
+    workdir: Path,
+    sysctls: Callable[[str, object], None],
+    capsys: pytest.CaptureFixture[str],
+    runtime: str,
+    recognised: str,
+) -> None:
+    """--pid of a program waiting to start its threads: its runtime is read from /proc (the
+    JVM's -Xss with it; a Rust binary is assumed C, and the evidence says to name it), and
+    with the runtime named, check predicts what the program then holds within 1 %."""
+    sysctls("vm.max_map_count", 10000)
+    command = command_of(built, runtime)
+    process = subprocess.Popen(
+        [*command, str(TARGET)],
+        env={**os.environ, "HOLD_WAIT": "1"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir / runtime,
+    )
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline() == "ready\n"
+        args = ["check", "--pid", str(process.pid), "--threads", str(TARGET), "--json"]
+        run(args)
+        found = json.loads(capsys.readouterr().out)
+        chosen = found["target"]["runtime"]
+        assert chosen["name"] == recognised, chosen
+        assert chosen["chosen"] == ("assumed" if recognised == "c" else "detected")
+        if runtime == "jvm":
+            assert found["target"]["stack_bytes"] == 256 * 1024
+            assert chosen["stack_source"] == "-Xss256k in its command line"
+        if runtime == "rust":
+            assert "--runtime rust" in chosen["evidence"]
+            run([*args, "--runtime", "rust"])
+            found = json.loads(capsys.readouterr().out)
+        out, err = process.communicate("go\n", timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    held = programs.parse(out, err).held
+    print(f"{runtime}, --pid: check {found['capacity']} ({found['binding']}), held {held}")
+    assert abs(held - found["capacity"]) <= found["capacity"] / 100
