@@ -126,9 +126,10 @@ def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
 class Inspection:
     """What one check reads: the host, the judged process and the target; each fact read once.
 
-    Without a pid, the judged process is sysprep itself, standing in for a new process the
-    caller starts: same rlimits and cgroup; its mappings and size are a Python's, a little
-    more than a C program's, so the prediction errs on the safe side.
+    Without a pid, the judged process is a new one the caller starts, and sysprep stands in
+    for it: same rlimits and cgroup, and a Python's size (a little more than a C program's:
+    those limits err safe). Its mappings are those a program of the judged runtime holds at
+    start, and its runtime's own threads count as in use (runtimes.RuntimeUse).
     """
 
     def __init__(
