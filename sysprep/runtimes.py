@@ -22,6 +22,7 @@ from sysprep.units import parse_size
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from sysprep.host import Host
 
@@ -127,37 +128,60 @@ class RuntimeUse(NamedTuple):
         return ""
 
 
-def choose(host: Host, explicit: str | None, chosen: str, pid: int | None) -> RuntimeUse:
-    """The runtime to judge: *explicit* (from *chosen*: --runtime or profile), else detected.
+class Program(NamedTuple):
+    """The program to judge, as far as it can be read without starting it."""
 
-    Its stack setting is read from the process (*pid*), or without one from this process's
-    environment, which a program started from here inherits.
-    """
-    proc = pid if pid is not None else "self"
-    if explicit is not None:
-        use = RuntimeUse(explicit, chosen)
-        if explicit == "go" and pid is not None:
-            use = use._replace(cgo=_executable(host, proc)[1])
-    elif pid is None:
-        use = RuntimeUse("c", "assumed", "a C program (glibc); --runtime names another")
-    else:
-        use = detect(host, pid)
-    return _with_stack_setting(host, use, proc)
+    shown: str  # where it was read: "/proc/1234/exe", "ExecStart of demo.service"
+    exe: str  # its executable's path ("" when unreadable)
+    binary: Path  # the file to read its ELF headers from
+    argv: list[str]
+    environ: dict[str, str] | None  # None: not readable (another user's process)
 
 
-def detect(host: Host, pid: int) -> RuntimeUse:
-    """The runtime of process *pid*, from /proc; never starts the program or a runtime.
-
-    A JVM by its executable's name or argv[0], Go by its binary's build info, else C.
-    """
+def running_program(host: Host, pid: int) -> Program:
+    """Process *pid*, from /proc (its cmdline is anyone's to read; exe and environ, root's)."""
     try:
         argv = host.cmdline(pid)
     except OSError:  # it exited; its other files say so
         argv = []
+    try:
+        environ: dict[str, str] | None = host.environ(pid)
+    except OSError:
+        environ = None
     exe = host.exe_name(pid)
+    return Program(f"/proc/{pid}/exe", exe, host.path(f"proc/{pid}/exe"), argv, environ)
+
+
+def choose(host: Host, explicit: str | None, chosen: str, program: Program | None) -> RuntimeUse:
+    """The runtime to judge: *explicit* (from *chosen*: --runtime or profile), else detected.
+
+    *program*: the running process or a stopped service's ExecStart; None for a program yet
+    to start from here, which inherits this process's environment.
+    """
+    if explicit is not None:
+        use = RuntimeUse(explicit, chosen)
+        if explicit == "go" and program is not None:
+            use = use._replace(cgo=_executable(program)[1])
+    elif program is None:
+        use = RuntimeUse("c", "assumed", "a C program (glibc); --runtime names another")
+    else:
+        use = detect(program)
+    if program is not None:
+        argv, environ = program.argv, program.environ
+    else:
+        argv, environ = [], _own_environment(host)
+    return _with_stack_setting(use, argv, environ)
+
+
+def detect(program: Program) -> RuntimeUse:
+    """The runtime of *program*, from its files; never starts it or a runtime.
+
+    A JVM by its executable's name or argv[0], Go by its binary's build info, else C.
+    """
+    exe, argv = program.exe, program.argv
     if "java" in (exe.rsplit("/", 1)[-1], argv[0].rsplit("/", 1)[-1] if argv else ""):
-        return RuntimeUse("jvm", "detected", f"/proc/{pid}/exe is {exe or argv[0]}")
-    go_version, cgo = _executable(host, pid)
+        return RuntimeUse("jvm", "detected", f"{program.shown} is {exe or argv[0]}")
+    go_version, cgo = _executable(program)
     if go_version is not None:
         linked = "; cgo: its threads are glibc's" if cgo else ""
         return RuntimeUse("go", "detected", f"Go build info: {go_version}{linked}", cgo=cgo)
@@ -167,27 +191,35 @@ def detect(host: Host, pid: int) -> RuntimeUse:
     )
 
 
-def _executable(host: Host, pid: int | str) -> tuple[str | None, bool]:
-    """(Go version or None, dynamically linked) of the process's binary; (None, False) unread."""
+def _executable(program: Program) -> tuple[str | None, bool]:
+    """(Go version or None, dynamically linked) of the program's binary; (None, False) unread."""
     from sysprep.elf import read_executable
 
     try:
-        with host.path(f"proc/{pid}/exe").open("rb") as binary:
+        with program.binary.open("rb") as binary:
             found = read_executable(binary)
     except (OSError, ValueError):
         return None, False
     return found.go_version, found.dynamic
 
 
-def _with_stack_setting(host: Host, use: RuntimeUse, proc: int | str) -> RuntimeUse:
-    """The stack size the runtime was told (-Xss, RUST_MIN_STACK), where it was told one."""
+def _own_environment(host: Host) -> dict[str, str] | None:
+    try:
+        return host.environ("self")
+    except OSError:
+        return None
+
+
+def _with_stack_setting(
+    use: RuntimeUse, argv: Sequence[str], environ: dict[str, str] | None
+) -> RuntimeUse:
+    """The stack size the runtime was told (-Xss, RUST_MIN_STACK), where it was told one.
+
+    Without its environment (another user's process), only its command line is read.
+    """
     if use.name not in ("jvm", "rust"):
         return use
-    try:
-        environ = host.environ(proc)
-        argv = host.cmdline(proc) if proc != "self" else []
-    except OSError:
-        return use  # another user's environment: the runtime's default stands
+    environ = environ or {}
     found = java_stack(argv, environ) if use.name == "jvm" else rust_stack(environ)
     if found is None:
         return use

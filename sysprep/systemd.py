@@ -3,12 +3,15 @@
 A service's limits are not the shell's: systemd gives it TasksMax (its pids cgroup, 15 % of
 the system's tasks by default), its own LimitNPROC/LimitSTACK/LimitNOFILE/LimitAS/LimitDATA
 (limits.conf never applies: services have no PAM session), MemoryMax, a User= and a slice.
-One `systemctl show` for the unit and one for the manager's DefaultTasksMax.
+Its ExecStart and Environment= tell the runtime it runs. One `systemctl show` for the unit
+and one for the manager's DefaultTasksMax.
 """
 
 from __future__ import annotations
 
 import pwd
+import re
+import shlex
 import subprocess
 from typing import TYPE_CHECKING
 from typing import NamedTuple
@@ -17,6 +20,7 @@ from sysprep.errors import BadInputError
 
 if TYPE_CHECKING:
     from sysprep.host import Host
+    from sysprep.runtimes import Program
 
 # systemd's property, soft and hard, for each rlimit sysprep judges.
 _LIMITS = {
@@ -37,10 +41,13 @@ _PROPERTIES = (
     "TasksMax",
     "MemoryMax",
     "DropInPaths",
+    "ExecStart",
+    "Environment",
     *(f"{p}{suffix}" for p in _LIMITS.values() for suffix in ("", "Soft")),
 )
 # Where a unit's drop-in goes (systemd.unit(5)); sysprep owns this one file of it.
 DROP_IN = "/etc/systemd/system/{unit}.d/90-sysprep.conf"
+_EXEC_START = re.compile(r"path=(\S+) ; argv\[\]=(.*?) ; ignore_errors=")
 
 
 class Unit(NamedTuple):
@@ -56,6 +63,8 @@ class Unit(NamedTuple):
     tasks_max_set: bool  # True when the unit (or a drop-in) sets TasksMax itself
     memory_max: int | None
     rlimits: dict[str, tuple[int | None, int | None]]  # soft, hard; None: unlimited
+    exec_start: tuple[str, ...] = ()  # its first ExecStart: the path, then argv
+    environment: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
 
     @property
     def tasks_max_source(self) -> str:
@@ -63,6 +72,16 @@ class Unit(NamedTuple):
         if self.tasks_max_set:
             return f"TasksMax={_shown(self.tasks_max)} in the unit"
         return f"TasksMax={_shown(self.tasks_max)} (DefaultTasksMax)"
+
+    def program(self, host: Host) -> Program | None:
+        """What ExecStart runs: its binary (read on *host*), argv and Environment=."""
+        if not self.exec_start:
+            return None
+        from sysprep.runtimes import Program
+
+        path, *argv = self.exec_start
+        binary = host.path(path.lstrip("/"))
+        return Program(f"ExecStart of {self.name}", path, binary, argv, self.environment)
 
     @property
     def drop_in(self) -> str:
@@ -110,6 +129,8 @@ def read_unit(host: Host, name: str) -> Unit:
             )
             for rlimit, prop in _LIMITS.items()
         },
+        exec_start=parse_exec_start(properties.get("ExecStart", "")),
+        environment=parse_environment(properties.get("Environment", "")),
     )
 
 
@@ -132,6 +153,25 @@ def default_tasks_max(host: Host) -> int | None:
             "DefaultTasksMax", "infinity"
         )
     )
+
+
+def parse_exec_start(text: str) -> tuple[str, ...]:
+    """(path, argv...) of the first command in `systemctl show`'s ExecStart; () if none.
+
+    "{ path=/usr/bin/java ; argv[]=/usr/bin/java -Xss256k -jar app.jar ; ignore_errors=no ;
+    ... }": systemd joins argv with spaces, so an argument with a space in it splits.
+    """
+    match = _EXEC_START.search(text)
+    return (match[1], *match[2].split()) if match else ()
+
+
+def parse_environment(text: str) -> dict[str, str]:
+    """Environment= as `systemctl show` prints it: NAME=VALUE words, quoted as a shell would."""
+    try:
+        words = shlex.split(text)
+    except ValueError:  # unbalanced quotes: nothing we can trust
+        return {}
+    return dict(word.split("=", 1) for word in words if "=" in word)
 
 
 def parse_show(text: str) -> dict[str, str]:

@@ -273,11 +273,18 @@ class Inspection:
 
     @cached_property
     def runtime(self) -> RuntimeUse:
-        """The runtime judged (C, JVM, Rust, Go): given, or recognised in the --pid process."""
-        from sysprep.runtimes import choose
+        """The runtime judged (C, JVM, Rust, Go): given, or recognised in the program.
 
-        target = self.target
-        return choose(self.host, target.runtime, target.runtime_from, target.pid)
+        The program is the --pid process, or the stopped --unit's ExecStart.
+        """
+        from sysprep import runtimes
+
+        target, program = self.target, None
+        if target.pid is not None:
+            program = runtimes.running_program(self.host, target.pid)
+        elif self.unit is not None and self.unit_stopped:
+            program = self.unit.program(self.host)
+        return runtimes.choose(self.host, target.runtime, target.runtime_from, program)
 
     @cached_property
     def runtime_threads(self) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sysprep.probe_runner import probe_path
+from tests import programs
 from tests.host.test_schemas import validate
 from tests.nobody import run_as_nobody
 from tests.realsystemd import SYSTEMD
@@ -204,3 +205,38 @@ def test_a_normal_user_checks_a_unit_but_cannot_apply_to_it(
     )
     assert refused.returncode == 3, refused.stderr
     assert not Path("/etc/systemd/system/sp-tuned.service.d").exists()
+
+
+def test_a_stopped_jvm_service_is_recognised_and_predicted(systemd: Systemd) -> None:
+    """A JVM service not running yet: check --unit reads its runtime from ExecStart, its
+    -Xss from Environment=, counts the JVM's own threads, and predicts what the JVM then
+    holds under the unit's TasksMax (within 1 %), naming pids.max."""
+    if programs.missing("jvm"):
+        pytest.skip(programs.missing("jvm"))
+    command = programs.build("jvm", systemd.run_path("hold-jvm"))
+    java = shutil.which("java")
+    assert java is not None
+    options = " ".join(arg for arg in command[1:] if arg.startswith("-XX:"))
+    exec_start = f"{java} {options} -cp /run/hold-jvm Hold 100000"
+    _unit(
+        systemd,
+        "sp-jvm.service",
+        "[Service]\nType=oneshot\nTasksMax=1500\nLimitNPROC=100000\n"
+        'Environment="JAVA_TOOL_OPTIONS=-Xss384k"\n'
+        "StandardOutput=file:/run/hold.out\nStandardError=file:/run/hold.err\n"
+        f"ExecStart={exec_start}\n",
+    )
+    check = systemd.sysprep("check", "--unit", "sp-jvm", "--threads", "5000", "--json")
+    validate("check", check)
+    runtime = check["target"]["runtime"]
+    assert (runtime["name"], runtime["chosen"]) == ("jvm", "detected")
+    assert runtime["evidence"] == f"ExecStart of sp-jvm.service is {java}"
+    assert runtime["stack_source"] == "-Xss384k in JAVA_TOOL_OPTIONS"
+    assert check["target"]["stack_bytes"] == 384 * 1024
+    assert check["binding"] == "pids.max"
+    systemd.run("systemctl", "start", "sp-jvm.service", timeout=120)
+    held = programs.parse(
+        systemd.run_path("hold.out").read_text(), systemd.run_path("hold.err").read_text()
+    ).held
+    print(f"stopped JVM unit: check {check['capacity']}, the JVM held {held}")
+    assert abs(held - check["capacity"]) <= check["capacity"] / 100, (check["capacity"], held)

@@ -18,6 +18,9 @@ from sysprep.limits.base import Reading
 from sysprep.limits.base import Target
 from sysprep.runtimes import java_stack
 from sysprep.runtimes import rust_stack
+from sysprep.systemd import Unit
+from sysprep.systemd import parse_environment
+from sysprep.systemd import parse_exec_start
 from tests.elfs import elf64
 from tests.elfs import go_build_info
 from tests.fakehost import KIB
@@ -186,6 +189,77 @@ class TestDetection:
         assessment = check(fake.host, Target(threads=10, pid=7000, runtime="rust"))
         assert assessment.runtime is not None
         assert (assessment.runtime.name, assessment.stack_bytes) == ("rust", 128 * KIB)
+
+
+def stopped(exec_start: tuple[str, ...], environment: dict[str, str] | None = None) -> Unit:
+    """A service that is not running, as systemd resolves it."""
+    return Unit(
+        name="app.service",
+        running=False,
+        main_pid=None,
+        uid=0,
+        slice="system.slice",
+        tasks_max=None,
+        default_tasks_max=None,
+        tasks_max_set=False,
+        memory_max=None,
+        rlimits={},
+        exec_start=exec_start,
+        environment=environment or {},
+    )
+
+
+class TestStoppedUnit:
+    """A service not running yet: its runtime from its ExecStart and Environment=."""
+
+    def test_a_jvm_with_its_options(self, fake: FakeHost) -> None:
+        unit = stopped(
+            (JAVA, JAVA, "-jar", "app.jar"), {"JAVA_TOOL_OPTIONS": "-XX:ThreadStackSize=384"}
+        )
+        assessment = check(fake.host, Target(threads=10), unit=unit)
+        assert assessment.runtime is not None
+        assert (assessment.runtime.name, assessment.runtime.chosen) == ("jvm", "detected")
+        assert assessment.runtime.evidence == f"ExecStart of app.service is {JAVA}"
+        assert assessment.stack_bytes == 384 * KIB
+
+    def test_a_go_binary_is_read_where_it_lies(self, fake: FakeHost) -> None:
+        server = fake.root / "usr/local/bin/server"
+        server.parent.mkdir(parents=True)
+        server.write_bytes(elf64({".go.buildinfo": go_build_info("go1.22.1")}))
+        assessment = check(fake.host, Target(threads=10), unit=stopped(("/usr/local/bin/server",)))
+        assert assessment.runtime is not None
+        assert assessment.runtime.evidence == "Go build info: go1.22.1"
+        assert "go.max_threads" in {r.name for r in assessment.readings}
+
+    def test_no_exec_start_is_assumed_c(self, fake: FakeHost) -> None:
+        assessment = check(fake.host, Target(threads=10), unit=stopped(()))
+        assert assessment.runtime is not None
+        assert (assessment.runtime.name, assessment.runtime.chosen) == ("c", "assumed")
+
+
+@pytest.mark.parametrize(
+    ("shown", "parsed"),
+    [
+        (
+            (
+                "{ path=/usr/bin/java ; argv[]=/usr/bin/java -Xss1m -jar a.jar ; ignore_errors=no"
+                " ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"
+            ),
+            ("/usr/bin/java", "/usr/bin/java", "-Xss1m", "-jar", "a.jar"),
+        ),
+        ("", ()),
+    ],
+)
+def test_exec_start_as_systemctl_shows_it(shown: str, parsed: tuple[str, ...]) -> None:
+    assert parse_exec_start(shown) == parsed
+
+
+def test_environment_as_systemctl_shows_it() -> None:
+    assert parse_environment('JAVA_TOOL_OPTIONS=-Xss512k "MOTD=a b"') == {
+        "JAVA_TOOL_OPTIONS": "-Xss512k",
+        "MOTD": "a b",
+    }
+    assert parse_environment('A="unbalanced') == {}
 
 
 class TestChoosing:
