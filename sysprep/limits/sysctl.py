@@ -160,10 +160,10 @@ def _in_namespace(name: str, inspection: Inspection) -> Reading:
     last = host.sysctl_int("kernel.ns_last_pid")
     tasks = host.threads_of_processes_from(1)  # this namespace's, and those below it
     if last < RESERVED_PIDS:  # few tasks, so listing their tids costs nothing
-        above = sum(1 for tid in host.thread_ids() if tid > last)
+        above = sum(1 for tid in host.thread_ids() if tid > last) + inspection.runtime_threads
         allows, needed = limit - 1 - last - above, last + 1 + above + inspection.target.threads
     else:
-        held = tasks - host.pids_taken(1, RESERVED_PIDS)
+        held = tasks - host.pids_taken(1, RESERVED_PIDS) + inspection.runtime_threads
         beyond = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
         allows = limit - RESERVED_PIDS - (held - beyond)
         needed = RESERVED_PIDS + held + inspection.target.threads

@@ -133,6 +133,15 @@ class TestModel:
         assert "debug.SetMaxThreads(20003)" in go.fix.now
         assert assessment.binding is go
 
+    def test_own_threads_count_in_a_pid_namespaces_own_pid_max(self, fake: FakeHost) -> None:
+        """In a container's pid namespace (Linux >= 6.14), its pid_max counts them too."""
+        fake.set_namespace("pid", 4026532178).set_sysctl("kernel.pid_max", 12345)
+        fake.set_sysctl("kernel.ns_last_pid", 5000)
+        c = readings(fake, Target(threads=10))["kernel.pid_max"]
+        jvm = readings(fake, Target(threads=10, runtime="jvm"))["kernel.pid_max"]
+        assert c.allows is not None
+        assert c.allows - jvm.allows == 16 + 1 + 1  # type: ignore[operator]
+
     def test_the_go_row_only_for_go(self, fake: FakeHost) -> None:
         assert "go.max_threads" not in readings(fake, Target(threads=10))
         assert "go.max_threads" not in readings(fake, Target(threads=10, runtime="jvm"))
