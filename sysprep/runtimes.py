@@ -6,7 +6,8 @@ takes, the threads it starts for itself, how it fails at a limit, and limits of 
 rustc 1.95.0 and go 1.19.8 (bench/runtimes/run.py; README "Runtimes").
 
 Which runtime is judged: --runtime, else the profile's [target] runtime, else the one
-recognised in the --pid (or running --unit) process from /proc, else C.
+recognised in the program (the --pid or running --unit process from /proc, a stopped
+--unit's ExecStart), else C.
 """
 
 from __future__ import annotations
