@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.fakehost import FakeHost
+
+PIDS_V1 = Path("/sys/fs/cgroup/pids")  # the cgroup v1 pids hierarchy (this VM has one)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,15 +57,35 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("needs root")
 
 
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A temp directory uid 65534 can reach (pytest's own tmp_path is root-only)."""
-    directory = Path(tempfile.mkdtemp(prefix="sysprep-test-"))
+@contextmanager
+def readable_tempdir(prefix: str = "sysprep-test-") -> Iterator[Path]:
+    """A temp directory uid 65534 can reach (pytest's own tmp_path is root-only), removed."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
     directory.chmod(0o755)
     try:
         yield directory
     finally:
         shutil.rmtree(directory)
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A temp directory uid 65534 can reach, for one test."""
+    with readable_tempdir() as directory:
+        yield directory
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    """A fresh v1 pids cgroup, removed afterwards (its tasks are gone by then)."""
+    if not (PIDS_V1 / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids hierarchy on this host")
+    path = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        path.rmdir()
 
 
 @pytest.fixture(name="fake")

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.root
 
-PIDS_V1 = Path("/sys/fs/cgroup/pids")
 NOBODY = 65534
 HOLDER = """
 import ctypes, sys
@@ -124,13 +122,12 @@ def test_rlimit_nproc_used_up_is_named(
     assert document["causes"][0]["limit"] == "RLIMIT_NPROC"
 
 
-def test_pids_refusals_are_quoted_after_the_fact(capsys: pytest.CaptureFixture[str]) -> None:
+def test_pids_refusals_are_quoted_after_the_fact(
+    pids_cgroup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A pids cgroup the probe hit: its pids.events and the kernel log's line are quoted
     for a process of that cgroup later, and weigh more than anything used up now."""
-    if not (PIDS_V1 / "cgroup.procs").exists():
-        pytest.skip("no cgroup v1 pids hierarchy on this host")
-    cgroup = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
-    cgroup.mkdir()
+    cgroup = pids_cgroup
     sleeper = None
     try:
         (cgroup / "pids.max").write_text("50\n")
@@ -157,7 +154,6 @@ def test_pids_refusals_are_quoted_after_the_fact(capsys: pytest.CaptureFixture[s
         if sleeper is not None:
             sleeper.kill()
             sleeper.wait()
-        cgroup.rmdir()
 
 
 def test_nothing_to_explain_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.root
 
 STACK = "64K"  # small stacks keep each run to a few MiB per thousand threads
-PIDS_V1 = Path("/sys/fs/cgroup/pids")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
@@ -140,19 +138,6 @@ def test_sysctl_limit(
     predicted, result = predict_and_probe(capsys)
     assert_agree(predicted, result, key)
     assert result["maps_per_thread"] == 2
-
-
-@pytest.fixture
-def pids_cgroup() -> Iterator[Path]:
-    """A fresh v1 pids cgroup, removed afterwards (its tasks are gone by then)."""
-    if not (PIDS_V1 / "cgroup.procs").exists():
-        pytest.skip("no cgroup v1 pids hierarchy on this host")
-    path = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        path.rmdir()
 
 
 def test_pids_cgroup(pids_cgroup: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -28,6 +25,7 @@ import pytest
 from sysprep.cli import run
 from sysprep.host import Host
 from tests import programs
+from tests.conftest import readable_tempdir
 from tests.nobody import NOBODY
 from tests.nobody import run_as_nobody
 
@@ -37,7 +35,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.root
 
-PIDS_V1 = Path("/sys/fs/cgroup/pids")
 TARGET = 100_000  # more than any lowered limit allows
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,12 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[Path]:
     """Where the programs are built: a directory uid 65534 can run them from."""
-    directory = Path(tempfile.mkdtemp(prefix="sysprep-runtimes-"))
-    directory.chmod(0o755)
-    try:
+    with readable_tempdir("sysprep-runtimes-") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory)
 
 
 @pytest.fixture(scope="module")
@@ -120,19 +113,6 @@ class Setting:
             timeout=300,
         )
         return programs.parse(done.stdout, done.stderr)
-
-
-@pytest.fixture
-def pids_cgroup() -> Iterator[Path]:
-    """A fresh v1 pids cgroup, removed afterwards (its tasks are gone by then)."""
-    if not (PIDS_V1 / "cgroup.procs").exists():
-        pytest.skip("no cgroup v1 pids hierarchy on this host")
-    path = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        path.rmdir()
 
 
 LIMITS = ("kernel.pid_max", "kernel.threads-max", "vm.max_map_count", "pids.max", "RLIMIT_NPROC")

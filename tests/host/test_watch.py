@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,11 @@ from tests.host.test_schemas import validate
 
 pytestmark = pytest.mark.root
 
-PIDS_V1 = Path("/sys/fs/cgroup/pids")
 
-
-def test_once_json_reports_the_cgroup_headroom_and_warns() -> None:
+def test_once_json_reports_the_cgroup_headroom_and_warns(pids_cgroup: Path) -> None:
     """A holder of 150 threads whose cgroup allows 200: pids.max has 49 left of 200 (24.5 %);
     --warn 30 exits 1, --warn 10 exits 0; the document follows its schema."""
-    if not (PIDS_V1 / "cgroup.procs").exists():
-        pytest.skip("no cgroup v1 pids hierarchy on this host")
-    cgroup = PIDS_V1 / f"sysprep-test-{uuid.uuid4().hex[:8]}"
-    cgroup.mkdir()
+    cgroup = pids_cgroup
     holder = None
     try:
 
@@ -61,7 +55,6 @@ def test_once_json_reports_the_cgroup_headroom_and_warns() -> None:
         if holder is not None:
             holder.kill()
             holder.wait()
-        cgroup.rmdir()
 
 
 def test_it_needs_a_process() -> None:
