@@ -68,13 +68,22 @@ def build(runtime: str, workdir: Path, *, xss: str = "256k") -> list[str]:
             "Hold",
         ]
     if runtime == "rust":
-        binary = workdir / "hold_rs"
-        _run(["rustc", "-O", "-o", binary, BENCH / "runtimes/hold.rs"])
-        return [str(binary)]
-    binary = workdir / "hold_go"
+        return [str(compile_rust(BENCH / "runtimes/hold.rs", workdir / "hold_rs"))]
+    return [str(compile_go(BENCH / "runtimes/hold.go", workdir / "hold_go"))]
+
+
+def compile_rust(source: Path, binary: Path) -> Path:
+    """rustc -O: *source* into *binary*."""
+    _run(["rustc", "-O", "-o", binary, source])
+    return binary
+
+
+def compile_go(source: Path, binary: Path) -> Path:
+    """go build: *source* into *binary*, its build cache and module path beside it."""
+    workdir = binary.parent
     cache = {"GOCACHE": str(workdir / "go-cache"), "GOPATH": str(workdir / "go-path")}
-    _run(["go", "build", "-o", binary, BENCH / "runtimes/hold.go"], env={**os.environ, **cache})
-    return [str(binary)]
+    _run(["go", "build", "-o", binary, source], env={**os.environ, **cache})
+    return binary
 
 
 def _run(command: list[object], env: dict[str, str] | None = None) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +29,11 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/sysctls.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/programs.py
 
 import sysctls
+
+from tests import programs
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -105,19 +107,15 @@ def measure(name: str, command: list[str]) -> dict[str, object]:
 def build(workdir: Path) -> dict[str, list[str]]:
     """The post's programs that can be built here."""
     commands = {}
-    if shutil.which("rustc"):
-        subprocess.run(["rustc", "-O", "-o", workdir / "seed_rs", HERE / "seed.rs"], check=True)
-        commands["rust threads (seed.rs)"] = [str(workdir / "seed_rs")]
-    else:
-        print("rust: skipped, rustc is not installed")
-    if shutil.which("go"):
-        env = {**os.environ, "GOCACHE": str(workdir / "go-cache")}
-        subprocess.run(
-            ["go", "build", "-o", workdir / "seed_go", HERE / "seed.go"], check=True, env=env
-        )
-        commands["goroutines (seed.go)"] = [str(workdir / "seed_go")]
-    else:
-        print("go: skipped, go is not installed (golang-go)")
+    for runtime, name, source in (
+        ("rust", "rust threads (seed.rs)", "seed.rs"),
+        ("go", "goroutines (seed.go)", "seed.go"),
+    ):
+        if programs.missing(runtime):
+            print(f"{runtime}: skipped: {programs.missing(runtime)}")
+            continue
+        compile_program = programs.compile_rust if runtime == "rust" else programs.compile_go
+        commands[name] = [str(compile_program(HERE / source, workdir / f"seed_{runtime}"))]
     return commands
 
 
