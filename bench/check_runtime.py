@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/check_startup.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/programs.py
 
+from check_startup import compiled_sysprep
 from check_startup import wall_times
 
 from tests import programs
@@ -44,9 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    package = Path(__file__).resolve().parents[1] / "sysprep"
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
-    sysprep = str(Path(sys.executable).with_name("sysprep"))
+    sysprep = str(compiled_sysprep())
     with tempfile.TemporaryDirectory(prefix="sysprep-bench-") as tmp:
         jvm = waiting(programs.build("jvm", Path(tmp) / "jvm"))
         c = waiting(programs.build("c", Path(tmp) / "c"))
