@@ -34,7 +34,7 @@ class Assessment(NamedTuple):
     connections_capacity: int | None = None  # with a connections target
     connections_binding: Reading | None = None
     connection_bytes: int | None = None
-    runtime: RuntimeUse | None = None  # None: the process could not be read
+    runtime: RuntimeUse | None = None  # always set by check(); None in a hand-made one
     runtime_threads: int = 0  # threads its runtime will add (a program yet to start)
 
     @property
@@ -83,8 +83,8 @@ def check(
         from sysprep.limits.sysctl import ParentPidMax
 
         limits = (*limits, ParentPidMax())
-    runtime = _runtime(inspection)
-    if target.threads and runtime is not None and runtime.name == "go":
+    runtime = inspection.runtime
+    if target.threads and runtime.name == "go":
         from sysprep.limits.runtime import GoMaxThreads
 
         limits = (*limits, GoMaxThreads())
@@ -112,16 +112,19 @@ def check(
         connections_binding,
         connection_bytes,
         runtime,
-        inspection.runtime_threads if runtime is not None and target.threads else 0,
+        _own_threads(inspection) if target.threads else 0,
     )
 
 
-def _runtime(inspection: Inspection) -> RuntimeUse | None:
-    """The judged runtime; None when the process could not be read (its limits say why)."""
+def _own_threads(inspection: Inspection) -> int:
+    """The runtime's own threads, for the report; 0 when the CPUs could not be read.
+
+    The limits that count them then say so, as unknown.
+    """
     try:
-        return inspection.runtime
+        return inspection.runtime_threads
     except OSError:
-        return None
+        return 0
 
 
 def _read(limit: Limit, inspection: Inspection) -> Reading:

@@ -142,6 +142,15 @@ class TestModel:
         assert c.allows is not None
         assert c.allows - jvm.allows == 16 + 1 + 1  # type: ignore[operator]
 
+    def test_an_unreadable_host_is_unknown_not_a_crash(self, fake: FakeHost) -> None:
+        """No /proc/cpuinfo to size the JVM's own threads by: those limits are unknown."""
+        (fake.root / "proc/cpuinfo").unlink()
+        assessment = check(fake.host, Target(threads=10, runtime="jvm"))
+        assert not assessment.ready
+        assert assessment.runtime_threads == 0
+        threads_max = next(r for r in assessment.readings if r.name == "kernel.threads-max")
+        assert "proc/cpuinfo" in threads_max.note
+
     def test_the_go_row_only_for_go(self, fake: FakeHost) -> None:
         assert "go.max_threads" not in readings(fake, Target(threads=10))
         assert "go.max_threads" not in readings(fake, Target(threads=10, runtime="jvm"))
