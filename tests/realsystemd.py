@@ -4,7 +4,8 @@ systemd 252 runs as PID 1 of a private pid and mount namespace, with private /ru
 /var/tmp (systemd-tmpfiles would empty the host's /tmp), basic.target only and
 systemd-sysctl masked. PID 1 still changes global sysctls (fs.file-max,
 net.unix.max_dgram_qlen): every sysctl is recorded first and each difference written back.
-Its cgroups are removed, deepest first, in every hierarchy. Units go in its private /run.
+Its cgroups are removed, deepest first, in every hierarchy, and the mount points it adds to
+the host's /sys/fs/cgroup tmpfs with them. Units go in its private /run.
 """
 
 from __future__ import annotations
@@ -45,7 +46,38 @@ def _sysctls() -> dict[str, str]:
 
 
 def _cgroup_dirs() -> set[Path]:
-    return {p for p in CGROUPS.glob("*/**") if p.is_dir()}
+    """Cgroups below each hierarchy's root (the roots are mount points, not cgroups)."""
+    return {p for p in CGROUPS.glob("*/*/**") if p.is_dir() and not p.is_symlink()}
+
+
+def _mount_points() -> set[str]:
+    """The names at the top of /sys/fs/cgroup: the hierarchies' mount points and links."""
+    return {p.name for p in CGROUPS.iterdir()}
+
+
+def _tmpfs_options() -> str:
+    """The superblock options of the tmpfs at /sys/fs/cgroup ("rw,…" or "ro,…")."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(CGROUPS):
+            return fields[-1]
+    return ""
+
+
+def _restore_mount_points(before: set[str], options: str) -> None:
+    """Remove the mount points PID 1 added to the host's /sys/fs/cgroup tmpfs, and give the
+    tmpfs back the options it had: systemd mounts the hierarchies it misses (cpu,cpuacct,
+    net_cls,net_prio, perf_event, hugetlb) on directories it makes there, then remounts the
+    shared superblock read-only, which the host sees too."""
+    added = _mount_points() - before
+    if not added and _tmpfs_options() == options:
+        return
+    subprocess.run(["mount", "-o", "remount,rw", str(CGROUPS)], check=True)
+    for name in sorted(added, key=lambda n: not (CGROUPS / n).is_symlink()):
+        path = CGROUPS / name
+        path.unlink() if path.is_symlink() else path.rmdir()
+    if options.startswith("ro"):
+        subprocess.run(["mount", "-o", "remount,ro", str(CGROUPS)], check=True)
 
 
 class Systemd:
@@ -109,6 +141,7 @@ class Systemd:
 def booted_systemd() -> Iterator[Systemd]:
     """systemd as PID 1 of private namespaces; afterwards, the host as it was."""
     sysctls, cgroups = _sysctls(), _cgroup_dirs()
+    mount_points, tmpfs = _mount_points(), _tmpfs_options()
     boot = subprocess.Popen(
         [
             "setsid", "unshare", "--pid", "--fork", "--mount", "--mount-proc",
@@ -148,12 +181,15 @@ def booted_systemd() -> Iterator[Systemd]:
             os.kill(pid, signal.SIGKILL)  # PID 1 of the namespace: everything in it dies
         boot.wait(timeout=30)
         time.sleep(0.2)
-        for path in sorted(_cgroup_dirs() - cgroups, key=lambda p: len(p.parts), reverse=True):
-            path.rmdir()
-        now = _sysctls()
-        for key, value in sysctls.items():
-            if now.get(key) != value:
-                subprocess.run(["sysctl", "-qw", f"{key}={value}"], check=False)
+        try:
+            for path in sorted(_cgroup_dirs() - cgroups, key=lambda p: len(p.parts), reverse=True):
+                path.rmdir()
+            _restore_mount_points(mount_points, tmpfs)
+        finally:
+            now = _sysctls()
+            for key, value in sysctls.items():
+                if now.get(key) != value:
+                    subprocess.run(["sysctl", "-qw", f"{key}={value}"], check=False)
         assert _sysctls() == sysctls, "systemd left a sysctl changed"
 
 
