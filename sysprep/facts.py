@@ -24,66 +24,27 @@ class Rlimit(NamedTuple):
     in_bytes: bool
 
 
+# Each rlimit sysprep reads or sets, in every spelling: getrlimit(2), /proc/PID/limits'
+# title, a profile's key, ulimit(1), prlimit(1), limits.conf(5), systemd.exec(5).
 RLIMITS: dict[str, Rlimit] = {
     r.name: r
     for r in (
-        Rlimit(
-            "RLIMIT_STACK",
-            resource.RLIMIT_STACK,
-            "Max stack size",
-            "stack",
-            "-s",
-            "--stack",
-            "stack",
-            "LimitSTACK",
-            in_bytes=True,
-        ),
-        Rlimit(
-            "RLIMIT_NPROC",
-            resource.RLIMIT_NPROC,
-            "Max processes",
-            "nproc",
-            "-u",
-            "--nproc",
-            "nproc",
-            "LimitNPROC",
-            in_bytes=False,
-        ),
-        Rlimit(
-            "RLIMIT_AS",
-            resource.RLIMIT_AS,
-            "Max address space",
-            "as",
-            "-v",
-            "--as",
-            "as",
-            "LimitAS",
-            in_bytes=True,
-        ),
-        Rlimit(
-            "RLIMIT_DATA",
-            resource.RLIMIT_DATA,
-            "Max data size",
-            "data",
-            "-d",
-            "--data",
-            "data",
-            "LimitDATA",
-            in_bytes=True,
-        ),
-        Rlimit(
-            "RLIMIT_NOFILE",
-            resource.RLIMIT_NOFILE,
-            "Max open files",
-            "nofile",
-            "-n",
-            "--nofile",
-            "nofile",
-            "LimitNOFILE",
-            in_bytes=False,
-        ),
+        Rlimit("RLIMIT_STACK", resource.RLIMIT_STACK, "Max stack size", "stack", "-s",
+               "--stack", "stack", "LimitSTACK", in_bytes=True),
+        Rlimit("RLIMIT_NPROC", resource.RLIMIT_NPROC, "Max processes", "nproc", "-u",
+               "--nproc", "nproc", "LimitNPROC", in_bytes=False),
+        Rlimit("RLIMIT_AS", resource.RLIMIT_AS, "Max address space", "as", "-v",
+               "--as", "as", "LimitAS", in_bytes=True),
+        Rlimit("RLIMIT_DATA", resource.RLIMIT_DATA, "Max data size", "data", "-d",
+               "--data", "data", "LimitDATA", in_bytes=True),
+        Rlimit("RLIMIT_NOFILE", resource.RLIMIT_NOFILE, "Max open files", "nofile", "-n",
+               "--nofile", "nofile", "LimitNOFILE", in_bytes=False),
+        Rlimit("RLIMIT_MEMLOCK", resource.RLIMIT_MEMLOCK, "Max locked memory", "memlock", "-l",
+               "--memlock", "memlock", "LimitMEMLOCK", in_bytes=True),
     )
-}
+}  # fmt: skip
+# The rlimit a systemd property sets: LimitNPROC is RLIMIT_NPROC.
+BY_SYSTEMD_PROPERTY = {rlimit.systemd: rlimit for rlimit in RLIMITS.values()}
 RLIM_INFINITY = resource.RLIM_INFINITY
 
 # glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited

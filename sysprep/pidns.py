@@ -15,10 +15,11 @@ import fcntl
 import os
 from typing import NamedTuple
 
+from sysprep.facts import RESERVED_PIDS
+
 # ioctl_ns(2): NS_GET_PARENT = _IO(0xb7, 0x2); setns(2)'s CLONE_NEWPID.
 _NS_GET_PARENT = 0xB702
 _CLONE_NEWPID = 0x20000000
-_RESERVED_PIDS = 300
 
 
 class Level(NamedTuple):
@@ -67,7 +68,7 @@ def levels(pid: int) -> list[Level]:
             for inode in set(chain(int(entry.name))) & set(wanted):
                 tasks[inode] += threads
                 members.setdefault(inode, int(entry.name))
-                early[inode] += ns_pids[depth[inode]] < _RESERVED_PIDS
+                early[inode] += ns_pids[depth[inode]] < RESERVED_PIDS
     result = []
     for inode in wanted:
         member = members.get(inode, pid)

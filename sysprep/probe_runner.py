@@ -19,6 +19,7 @@ from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
 from sysprep.facts import PROBES
+from sysprep.facts import RLIMITS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -135,10 +136,8 @@ def as_transient_unit(unit: Unit) -> list[str]:
         f"--property=TasksMax={shown(unit.tasks_max)}",
         f"--property=MemoryMax={shown(unit.memory_max)}",
     ]
-    for rlimit, (soft, hard) in unit.rlimits.items():
-        words.append(
-            f"--property=Limit{rlimit.removeprefix('RLIMIT_')}={shown(soft)}:{shown(hard)}"
-        )
+    for name, (soft, hard) in unit.rlimits.items():
+        words.append(f"--property={RLIMITS[name].systemd}={shown(soft)}:{shown(hard)}")
     if unit.uid:
         words.append(f"--uid={unit.uid}")
     return words

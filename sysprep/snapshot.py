@@ -18,6 +18,7 @@ from sysprep.errors import ConflictError
 from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
 from sysprep.facts import OWNED_FILES
+from sysprep.facts import unit_drop_in
 from sysprep.procfs import write_atomic
 from sysprep.settings.kinds import KINDS
 
@@ -217,7 +218,7 @@ def locked(state_dir: Path, host: Host) -> Iterator[None]:
         for path in snapshots_dir(state_dir).glob(".*.json.*"):
             path.unlink()
         units = host.etc_path("/etc/systemd/system").glob("*.service.d")
-        drop_ins = [f"/etc/systemd/system/{path.name}/90-sysprep.conf" for path in units]
+        drop_ins = [unit_drop_in(path.name.removesuffix(".d")).path for path in units]
         for owned in (*OWNED_FILES, *drop_ins):
             host.remove_stale_etc_temps(owned)
         yield

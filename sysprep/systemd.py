@@ -17,20 +17,13 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from sysprep.errors import BadInputError
+from sysprep.facts import RLIMITS
+from sysprep.facts import unit_drop_in
 
 if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.runtimes import Program
 
-# systemd's property, soft and hard, for each rlimit sysprep judges.
-_LIMITS = {
-    "RLIMIT_NPROC": "LimitNPROC",
-    "RLIMIT_STACK": "LimitSTACK",
-    "RLIMIT_NOFILE": "LimitNOFILE",
-    "RLIMIT_AS": "LimitAS",
-    "RLIMIT_DATA": "LimitDATA",
-    "RLIMIT_MEMLOCK": "LimitMEMLOCK",
-}
 _PROPERTIES = (
     "Id",
     "LoadState",
@@ -43,10 +36,9 @@ _PROPERTIES = (
     "DropInPaths",
     "ExecStart",
     "Environment",
-    *(f"{p}{suffix}" for p in _LIMITS.values() for suffix in ("", "Soft")),
+    # Each rlimit's property, hard (LimitNPROC) and soft (LimitNPROCSoft).
+    *(f"{r.systemd}{suffix}" for r in RLIMITS.values() for suffix in ("", "Soft")),
 )
-# Where a unit's drop-in goes (systemd.unit(5)); sysprep owns this one file of it.
-DROP_IN = "/etc/systemd/system/{unit}.d/90-sysprep.conf"
 _EXEC_START = re.compile(r"path=(\S+) ; argv\[\]=(.*?) ; ignore_errors=")
 
 
@@ -86,7 +78,7 @@ class Unit(NamedTuple):
     @property
     def drop_in(self) -> str:
         """The drop-in sysprep would write for this unit."""
-        return DROP_IN.format(unit=self.name)
+        return unit_drop_in(self.name).path
 
 
 def unit_name(name: str) -> str:
@@ -123,11 +115,11 @@ def read_unit(host: Host, name: str) -> Unit:
         tasks_max_set=tasks_max != default,
         memory_max=_number(properties.get("MemoryMax", "infinity")),
         rlimits={
-            rlimit: (
-                _number(properties.get(f"{prop}Soft", "infinity")),
-                _number(properties.get(prop, "infinity")),
+            name: (
+                _number(properties.get(f"{rlimit.systemd}Soft", "infinity")),
+                _number(properties.get(rlimit.systemd, "infinity")),
             )
-            for rlimit, prop in _LIMITS.items()
+            for name, rlimit in RLIMITS.items()
         },
         exec_start=parse_exec_start(properties.get("ExecStart", "")),
         environment=parse_environment(properties.get("Environment", "")),

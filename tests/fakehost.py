@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sysprep.facts import RLIMITS
 from sysprep.host import Host
 
 if TYPE_CHECKING:
@@ -19,13 +20,6 @@ GIB = 1024 * MIB
 
 SELF_PID = 4242
 _TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt uid\n"
-_LIMIT_ROWS = {
-    "RLIMIT_STACK": ("Max stack size", "bytes"),
-    "RLIMIT_NPROC": ("Max processes", "processes"),
-    "RLIMIT_AS": ("Max address space", "bytes"),
-    "RLIMIT_DATA": ("Max data size", "bytes"),
-    "RLIMIT_NOFILE": ("Max open files", "files"),
-}
 
 
 class FakeHost:
@@ -233,15 +227,17 @@ class FakeHost:
             "RLIMIT_AS": (None, None),
             "RLIMIT_DATA": (None, None),
             "RLIMIT_NOFILE": (1024, 524288),
+            "RLIMIT_MEMLOCK": (8 * MIB, 8 * MIB),
         }
         path = self.root / f"proc/{pid}/limits"
         if path.exists():
             values.update(self._read_limits(path))
         values.update(limits)
         rows = ["Limit                     Soft Limit           Hard Limit           Units     "]
-        for name, (title, unit) in _LIMIT_ROWS.items():
+        for name, rlimit in RLIMITS.items():
             soft, hard = (("unlimited" if v is None else str(v)) for v in values[name])
-            rows.append(f"{title:<26}{soft:<21}{hard:<21}{unit}")
+            unit = "bytes" if rlimit.in_bytes else "processes"  # read by nobody
+            rows.append(f"{rlimit.title:<26}{soft:<21}{hard:<21}{unit}")
         self._write(f"proc/{pid}/limits", "\n".join(rows) + "\n")
         return self
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 from sysprep.errors import BadInputError
 from sysprep.facts import LIMITS_FILE
 from sysprep.facts import NR_OPEN_MAX
+from sysprep.facts import PTHREAD_STACK_MIN
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import RLIMITS
 from sysprep.facts import SYSTEMD_FILE
@@ -38,7 +39,7 @@ PROFILE_RLIMITS = ("stack", "nproc", "nofile", "as")
 
 # The smallest values that leave a process working: a stack below PTHREAD_STACK_MIN breaks
 # glibc's own threads, and a zero count or size nothing can run under.
-_LOWEST = {"RLIMIT_STACK": 16384}
+_LOWEST = {"RLIMIT_STACK": PTHREAD_STACK_MIN}
 
 Limits = tuple[int, int]  # (soft, hard) as getrlimit(2) says them; RLIM_INFINITY: unlimited
 

@@ -15,6 +15,7 @@ from typing import Any
 from typing import ClassVar
 
 from sysprep.errors import BadInputError
+from sysprep.facts import BY_SYSTEMD_PROPERTY
 from sysprep.facts import SYSTEMD_FILE
 from sysprep.facts import USER_SLICE_FILE
 from sysprep.facts import unit_drop_in
@@ -31,12 +32,6 @@ if TYPE_CHECKING:
 # The properties a profile's [unit] table may raise; those taking sizes.
 PROPERTIES = ("TasksMax", "LimitNPROC", "LimitSTACK", "LimitNOFILE", "LimitMEMLOCK")
 _SIZES = frozenset({"LimitSTACK", "LimitMEMLOCK"})
-_RLIMITS = {
-    "LimitNPROC": "RLIMIT_NPROC",
-    "LimitSTACK": "RLIMIT_STACK",
-    "LimitNOFILE": "RLIMIT_NOFILE",
-    "LimitMEMLOCK": "RLIMIT_MEMLOCK",
-}
 # TasksMax: a number; a Limit*=: (soft, hard). None: infinity.
 Value = int | None | tuple[int | None, int | None]
 
@@ -67,7 +62,7 @@ class UnitSetting:
         unit = read_unit(host, self.unit)
         if self.name == "TasksMax":
             return unit.tasks_max
-        return unit.rlimits[_RLIMITS[self.name]]
+        return unit.rlimits[BY_SYSTEMD_PROPERTY[self.name].name]
 
     def write(self, host: Host, value: Value) -> None:  # noqa: ARG002
         """Never on its own: the drop-in that persists it is the change apply makes."""
