@@ -127,8 +127,8 @@ def _refuse_the_hosts(host: Host, plan: Plan) -> None:
     """
     from sysprep.environment import detect
     from sysprep.environment import sysctl_where
-    from sysprep.limits.base import Inspection
     from sysprep.limits.base import Target
+    from sysprep.limits.inspection import Inspection
 
     environment = detect(host)
     if not environment.in_container:
@@ -217,7 +217,7 @@ def _run_probes(host: Host, profile: Profile) -> list[ProbeResult]:
     results = []
     for want in profile.probes:
         request = probe_request(host, want.name, count=want.count, stack=want.stack)
-        result = run_probe(want.name, request.args)
+        result = run_probe(want.name, request.args, host=host)
         _fault("during-probe")
         results.append(result)
         if not result.reached:

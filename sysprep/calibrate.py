@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import SysprepError
-from sysprep.limits.base import Inspection
-from sysprep.limits.base import Target
 from sysprep.limits.cost import ThreadCost
+from sysprep.limits.inspection import Inspection
 from sysprep.probe_runner import run_probe
 
 if TYPE_CHECKING:
     from sysprep.host import Host
+    from sysprep.limits.base import Target
 
 # Enough threads to drown the noise of other kernel activity; ~0.15 s and ~70 MiB.
 CALIBRATION_THREADS = 2000
@@ -30,7 +30,7 @@ def calibrate_cost(host: Host, target: Target) -> ThreadCost:
     """Hold CALIBRATION_THREADS threads of the target's stack size and read their cost."""
     if not host.is_live:
         raise BadInputError("--calibrate starts real threads; it cannot measure a --root tree")
-    stack = Inspection(host, target).stack_bytes
+    stack = Inspection(host, target).shape.stack_bytes
     result = run_probe("threads", ["--count", str(CALIBRATION_THREADS), "--stack", str(stack)])
     if not result.reached:
         reason = result.document.get("stopped_by") or "unknown"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
 from sysprep.limits.base import unknown
+from sysprep.limits.inspection import Inspection
 from sysprep.limits.memory import thread_cost
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def check(
         from sysprep.limits.sysctl import ParentPidMax
 
         limits = (*limits, ParentPidMax())
-    runtime = inspection.runtime
+    runtime = inspection.shape.runtime
     if target.threads and runtime.name == "go":
         from sysprep.limits.runtime import GoMaxThreads
 
@@ -97,7 +97,7 @@ def check(
 
         connection_bytes = connection_cost(inspection)
     try:
-        stack = inspection.stack_bytes
+        stack = inspection.shape.stack_bytes
         per_thread: ThreadCost | None = thread_cost(inspection)
     except (OSError, ValueError, KeyError):
         stack, per_thread = target.stack_bytes or 0, None
@@ -122,7 +122,7 @@ def _own_threads(inspection: Inspection) -> int:
     The limits that count them then say so, as unknown.
     """
     try:
-        return inspection.runtime_threads
+        return inspection.shape.runtime_threads
     except OSError:
         return 0
 
@@ -132,4 +132,4 @@ def _read(limit: Limit, inspection: Inspection) -> Reading:
         reading = limit.read(inspection)
     except (OSError, ValueError, KeyError, IndexError) as error:
         reading = unknown(limit.name, error, limit.unit)
-    return reading._replace(in_bytes=limit.in_bytes)
+    return reading._replace(counts=limit.counts, limit=limit)

@@ -9,7 +9,6 @@ service, systemd's restart history is quoted beside them.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import TYPE_CHECKING
@@ -74,50 +73,37 @@ def explain(host: Host, *, pid: int | None = None, unit: str | None = None) -> E
 
 def _pids_refusals(host: Host, readings: tuple[Reading, ...], notes: list[str]) -> list[Cause]:
     """pids.events on every level, and the kernel log's lines for those levels."""
-    pids = next((r for r in readings if r.name == "pids.max"), None)
+    from sysprep.limits.cgroup import PidsMax
+
+    pids = next((r for r in readings if r.made_by(PidsMax)), None)
     if pids is None or pids.status is Status.UNKNOWN:
         return []
-    listed = pids.note.partition("(pids.events): ")[2]
-    refused = re.findall(r"(/sys/fs/cgroup\S*): ([\d,]+)", listed)
-    evidence = [f"{path}/pids.events: max {count}" for path, count in refused]
-    lines = _kernel_log(host, notes)
-    paths = [path for path, _ in refused]
+    evidence = [f"{shown}/pids.events: max {count:,}" for shown, count in pids.events]
+    paths = [shown for shown, _ in pids.events]
     evidence += [
         line
-        for line in lines
-        if any(path.endswith(_REJECTED.search(line)[1]) for path in paths)  # type: ignore[index]
+        for line, path in _kernel_log(host, notes)
+        if any(shown.endswith(path) for shown in paths)
     ]
     if not evidence:
         return []
-    return [Cause("pids.max", COUNTED, tuple(evidence), pids.fix)]
+    return [Cause(pids.name, COUNTED, tuple(evidence), pids.fix)]
 
 
-def _kernel_log(host: Host, notes: list[str]) -> list[str]:
-    """The kernel's "fork rejected by pids controller" lines, with their time."""
-    if not host.is_live:
-        return []
+def _kernel_log(host: Host, notes: list[str]) -> list[tuple[str, str]]:
+    """The kernel's "fork rejected by pids controller" lines with their time, and the path."""
     try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        records = host.kernel_log()
+        booted = host.boot_time()
     except OSError as error:
         notes.append(f"the kernel log could not be read ({error.strerror}: root reads /dev/kmsg)")
         return []
-    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     lines = []
-    try:
-        while True:
-            try:
-                record = os.read(fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError:  # a record overwritten while we read: go on
-                continue
-            header, _, message = record.partition(";")
-            if _REJECTED.search(message):
-                when = booted + int(header.split(",")[2]) / 1e6
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-                lines.append(f"kernel log {stamp}: {message.strip()}")
-    finally:
-        os.close(fd)
+    for after_boot, message in records:
+        rejected = _REJECTED.search(message)
+        if rejected:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(booted + after_boot))
+            lines.append((f"kernel log {stamp}: {message}", rejected[1]))
     return lines
 
 

@@ -16,6 +16,10 @@ from sysprep.errors import NeedsRootError
 from sysprep.processes import ProcessReads
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from sysprep.pidns import Level
     from sysprep.procfs import FileState
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
@@ -123,21 +127,76 @@ class Host(ProcessReads):
             target, state._replace(missing=tuple(map(str, map(self.etc_path, state.missing))))
         )
 
+    # --- systemd, namespaces and the kernel log: the system's own interfaces
+
+    def systemctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run systemctl ARGS; FileNotFoundError where it is not installed."""
+        return subprocess.run(
+            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=timeout
+        )
+
     def daemon_reload(self) -> None:
         """Run systemctl daemon-reload: systemd reads the unit files and drop-ins again."""
-        done = subprocess.run(
-            ["systemctl", "daemon-reload"], capture_output=True, text=True, check=False
-        )
+        done = self.systemctl("daemon-reload")
         if done.returncode != 0:
             raise OSError(0, f"systemctl daemon-reload: {done.stderr.strip()}")
 
     def restart_unit(self, unit: str) -> None:
         """Run systemctl restart UNIT."""
-        done = subprocess.run(
-            ["systemctl", "restart", unit], capture_output=True, text=True, check=False
-        )
+        done = self.systemctl("restart", unit)
         if done.returncode != 0:
             raise OSError(0, f"systemctl restart {unit}: {done.stderr.strip()}")
+
+    def pid_namespace_levels(self, pid: int) -> list[Level]:
+        """The pid namespaces of *pid* below ours, each with its pid_max (sysprep.pidns).
+
+        Only the running system has namespaces to enter; a tree has none. OSError when they
+        cannot be read (setns(2) takes root): never a silent pass.
+        """
+        if not self.is_live:
+            return []
+        from sysprep import pidns
+
+        try:
+            return pidns.levels(pid)
+        except PermissionError as error:
+            raise OSError(
+                error.errno, "the pid namespaces of the process (root reads them)", "setns"
+            ) from None
+
+    def kernel_log(self) -> list[tuple[float, str]]:
+        """The kernel log's records, oldest first: (seconds after boot, message).
+
+        /dev/kmsg, root's to read (OSError otherwise); in a tree, a file of its records.
+        """
+        records = self.read("dev/kmsg").splitlines() if not self.is_live else procfs.read_kmsg()
+        return [record for line in records if (record := procfs.parse_kmsg(line))]
+
+    def boot_time(self) -> float:
+        """When the host booted, in seconds since the epoch (/proc/stat's btime)."""
+        for line in self.read("proc/stat").splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+        raise OSError(0, "no btime in /proc/stat")
+
+    def network_namespace(self) -> AbstractContextManager[Callable[[], None]]:
+        """A private network namespace, gone afterwards (sysprep.netns).
+
+        It yields what a child process runs to enter it (a preexec function).
+        """
+        if not self.is_live:
+            raise BadInputError("network namespaces are the running system's, not a tree's")
+        from sysprep import netns
+
+        return netns.private_namespace()
+
+    def links(self) -> list[dict[str, object]]:
+        """The host's network links over netlink (name, state, MTU, txqueuelen); a tree: none."""
+        if not self.is_live:
+            return []
+        from sysprep import netns
+
+        return netns.links()
 
     # --- system-wide counters
 

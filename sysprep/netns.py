@@ -26,8 +26,11 @@ COPIED_SYSCTLS = (
 
 
 @contextlib.contextmanager
-def private_namespace() -> Iterator[str]:
-    """Create a namespace with its loopback up; yield its name; remove it, whatever happens."""
+def private_namespace() -> Iterator[Callable[[], None]]:
+    """Create a namespace with its loopback up; remove it, whatever happens.
+
+    It yields what a child process runs to enter it (a preexec function).
+    """
     from pyroute2 import NetNS
     from pyroute2 import netns
 
@@ -38,7 +41,7 @@ def private_namespace() -> Iterator[str]:
         with NetNS(name) as ns:
             (lo,) = ns.link_lookup(ifname="lo")
             ns.link("set", index=lo, state="up")
-        yield name
+        yield entering(name)
     finally:
         netns.remove(name)
 

@@ -193,8 +193,11 @@ def run_probe(
     on_progress: Callable[[int, int], None] | None = None,
     setup: Callable[[], None] | None = None,
     unit: Unit | None = None,
+    host: Host | None = None,
 ) -> ProbeResult:
     """Run probe *name* with *args* in a child process with its own limits and memory.
+
+    The connections probe runs in a private network namespace of *host*'s.
 
     With *unit*, the child is a transient service with that unit's properties (its
     TasksMax, its Limit*=, its User= and slice): the prediction is proved as it would run.
@@ -205,13 +208,12 @@ def run_probe(
     """
     # -S: probes use the standard library only; site-packages and .pth hooks are not theirs.
     if name == "connections" and setup is None:  # its own network namespace, always
-        from sysprep.netns import entering
-        from sysprep.netns import private_namespace
-
+        if host is None:
+            raise ProbeError("the connections probe needs the host whose namespace it takes")
         if os.geteuid() != 0:
             raise NeedsRootError("the connections probe makes a network namespace; run as root")
-        with private_namespace() as namespace:
-            return run_probe(name, args, on_progress=on_progress, setup=entering(namespace))
+        with host.network_namespace() as enter:
+            return run_probe(name, args, on_progress=on_progress, setup=enter)
     command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
     if on_progress is not None:
         command.append("--progress")

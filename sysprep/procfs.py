@@ -277,3 +277,38 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def parse_version(text: str | None) -> tuple[int, ...]:
+    """(6, 18) from a release such as "6.18.44-fc"; () when unknown (below every version)."""
+    match = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(match[1]), int(match[2])) if match else ()
+
+
+def read_kmsg() -> list[str]:
+    """Every record /dev/kmsg still holds, without waiting for new ones (root's to read)."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    records = []
+    try:
+        while True:
+            try:
+                records.append(os.read(fd, 8192).decode(errors="replace"))
+            except BlockingIOError:  # noqa: PERF203 - nothing more to read
+                break
+            except OSError:  # a record overwritten while we read: go on
+                continue
+    finally:
+        os.close(fd)
+    return records
+
+
+def parse_kmsg(record: str) -> tuple[float, str] | None:
+    """(seconds after boot, message) of a /dev/kmsg record "PRI,SEQ,USEC,FLAGS;MESSAGE".
+
+    None for a continuation line (" KEY=VALUE") or anything else.
+    """
+    header, sep, message = record.partition(";")
+    fields = header.split(",")
+    if not sep or len(fields) < 3 or not fields[2].isdigit():  # noqa: PLR2004 - PRI,SEQ,USEC
+        return None
+    return int(fields[2]) / 1e6, message.split("\n", 1)[0].strip()

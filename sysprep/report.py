@@ -97,8 +97,6 @@ def run_check(
         compliance = compliance_of(loaded, host, target, cost)
     links = None
     if with_links and target.connections and host.is_live:
-        from sysprep.netns import links as read_links
-
-        links = read_links()
+        links = host.links()
     assessment = check(host, target, cost=cost, unit=service)
     return CheckResult(assessment, detect(host), compliance, links, service)

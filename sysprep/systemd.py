@@ -12,7 +12,6 @@ from __future__ import annotations
 import pwd
 import re
 import shlex
-import subprocess
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
@@ -97,10 +96,10 @@ def read_unit(host: Host, name: str) -> Unit:
             f"--unit {name}: systemd is not running here (no /run/systemd/system);"
             " judge the process with --pid, or run check where the service runs"
         )
-    properties = parse_show(_systemctl("show", f"--property={','.join(_PROPERTIES)}", name))
+    properties = parse_show(_systemctl(host, "show", f"--property={','.join(_PROPERTIES)}", name))
     if properties.get("LoadState") != "loaded":
         raise BadInputError(f"no unit {name} ({properties.get('LoadState', 'not-found')})")
-    manager = parse_show(_systemctl("show", "--property=DefaultTasksMax"))
+    manager = parse_show(_systemctl(host, "show", "--property=DefaultTasksMax"))
     main_pid = int(properties.get("MainPID") or 0)
     tasks_max = _number(properties.get("TasksMax", "infinity"))
     default = _number(manager.get("DefaultTasksMax", "infinity"))
@@ -126,11 +125,14 @@ def read_unit(host: Host, name: str) -> Unit:
     )
 
 
-def unit_history(host: Host, name: str) -> tuple[str, ...]:  # noqa: ARG001 - systemctl's
+def unit_history(host: Host, name: str) -> tuple[str, ...]:
     """What systemd says of a unit's last runs: restarts, result, the main process's exit."""
     shown = parse_show(
         _systemctl(
-            "show", "--property=NRestarts,Result,ExecMainCode,ExecMainStatus,ActiveState", name
+            host,
+            "show",
+            "--property=NRestarts,Result,ExecMainCode,ExecMainStatus,ActiveState",
+            name,
         )
     )
     return tuple(f"{key}={value}" for key, value in shown.items() if value)
@@ -141,7 +143,7 @@ def default_tasks_max(host: Host) -> int | None:
     if not host.is_live or not host.runs_systemd:
         raise BadInputError("DefaultTasksMax: systemd is not running here")
     return _number(
-        parse_show(_systemctl("show", "--property=DefaultTasksMax")).get(
+        parse_show(_systemctl(host, "show", "--property=DefaultTasksMax")).get(
             "DefaultTasksMax", "infinity"
         )
     )
@@ -184,11 +186,9 @@ def slice_path(slice_name: str) -> str:
     return "/" + "/".join("-".join(parts[: i + 1]) + ".slice" for i in range(len(parts)))
 
 
-def _systemctl(*args: str) -> str:
+def _systemctl(host: Host, *args: str) -> str:
     try:
-        done = subprocess.run(
-            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=30
-        )
+        done = host.systemctl(*args)
     except FileNotFoundError:
         raise BadInputError("--unit: systemctl is not installed here") from None
     if done.returncode != 0:

@@ -191,11 +191,13 @@ def probe(
     )
     try:
         if as_json:
-            result = run_probe(name, request.args, unit=service)
+            result = run_probe(name, request.args, unit=service, host=ctx.obj.host)
             print_json(result.document)
         else:
             with probe_progress(name, request.target) as on_progress:
-                result = run_probe(name, request.args, on_progress=on_progress, unit=service)
+                result = run_probe(
+                    name, request.args, on_progress=on_progress, unit=service, host=ctx.obj.host
+                )
             print_probe(result.document)
     except KeyboardInterrupt:
         message = f"interrupted: the {name} probe stopped and released what it held"

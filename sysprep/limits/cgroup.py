@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from sysprep.facts import USER_SLICE_FILE
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.settings import Fix
+
+if TYPE_CHECKING:
+    from sysprep.limits.inspection import Inspection
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
 _USER_SLICE = re.compile(r"user-\d+\.slice")
@@ -64,7 +67,7 @@ class PidsMax:
 
     name = "pids.max"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest pids.max - pids.current over the cgroup and its ancestors."""
@@ -77,14 +80,15 @@ class PidsMax:
             # The service's own cgroup is made when it starts: its TasksMax, nothing in use.
             levels = [CgroupLevel(Path(unit.name), unit.name, unit.tasks_max, 0), *levels]
         bounded = [level for level in levels if level.limit is not None]
+        events = tuple((level.shown, level.refused) for level in levels if level.refused)
         if not bounded:
             note = "no limit on any level"
             if without:
                 note += f"; pids not enabled on {', '.join(without)}"
-            return unbounded(self.name, inspection.target, note)
+            return unbounded(self.name, inspection.target, note)._replace(events=events)
         tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
         limit = tightest.limit or 0
-        in_use = tightest.usage + inspection.runtime_threads
+        in_use = tightest.usage + inspection.shape.runtime_threads
         needed = in_use + inspection.target.threads
         note = tightest.shown
         if _USER_SLICE.fullmatch(tightest.path.name):
@@ -94,9 +98,9 @@ class PidsMax:
             )
         if unit is not None and tightest.path.name == unit.name:
             note = f"{unit.name}: {unit.tasks_max_source}"
-        refused = [f"{level.shown}: {level.refused:,}" for level in levels if level.refused]
-        if refused:
-            note += f"; forks already refused (pids.events): {', '.join(refused)}"
+        if events:
+            refused = ", ".join(f"{shown}: {count:,}" for shown, count in events)
+            note += f"; forks already refused (pids.events): {refused}"
         return measured(
             self.name,
             inspection.target,
@@ -106,6 +110,7 @@ class PidsMax:
             needed=needed,
             fix=_fix(inspection, tightest.path, tightest.shown, needed),
             note=note,
+            events=events,
         )
 
 

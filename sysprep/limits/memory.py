@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
@@ -17,6 +17,9 @@ from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import KIB
 from sysprep.units import MIB
 from sysprep.units import format_size
+
+if TYPE_CHECKING:
+    from sysprep.limits.inspection import Inspection
 
 # A memory cgroup limit this large means "none" (v1 prints PAGE_COUNTER_MAX in bytes).
 _UNLIMITED_BYTES = 1 << 62
@@ -40,7 +43,7 @@ def memory_floor(meminfo: dict[str, int]) -> int:
 def estimate_cost(inspection: Inspection) -> ThreadCost:
     """Per-thread memory from this host's counters, without starting a thread."""
     meminfo = inspection.meminfo
-    page = inspection.page_size
+    page = inspection.shape.page_size
     # THREAD_SIZE is a power of two: 16 KiB on x86_64, 64 KiB on 64K-page arm64 kernels.
     kernel_stack = 16 * KIB
     tasks = inspection.host.tasks_total()
@@ -48,7 +51,7 @@ def estimate_cost(inspection: Inspection) -> ThreadCost:
         kernel_stack = 1 << round(math.log2(meminfo["KernelStack"] / tasks))
     # One PTE page maps page/8 pages; a stack touches the PTE page of its own region.
     region = page * (page // 8)
-    page_tables = page * min(1.0, inspection.mapped_per_thread / region)
+    page_tables = page * min(1.0, inspection.shape.mapped_per_thread / region)
     try:
         slab = inspection.host.slab_object_size("task_struct") + _SLAB_BESIDES_TASK_STRUCT
     except (OSError, ValueError):
@@ -68,7 +71,7 @@ class MemAvailable:
 
     name = "memory"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (MemAvailable - the OOM floor) / per-thread cost."""
@@ -83,6 +86,7 @@ class MemAvailable:
             current=available,
             in_use=meminfo["MemTotal"] - available,
             allows=(available - floor) // cost,
+            room=available - floor,
             needed=needed,
             fix=_memory_fix(self.name, needed, available, floor, cost),
             note=f"{format_size(cost)} per thread; {format_size(floor)} kept free",
@@ -94,7 +98,7 @@ class MemoryCgroup:
 
     name = "memory.max"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
@@ -137,7 +141,7 @@ class CommitLimit:
 
     name = "CommitLimit"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (CommitLimit - Committed_AS - reserves) / stack under mode 2."""
@@ -161,7 +165,7 @@ class CommitLimit:
         )
         if not inspection.nproc_exempt:
             reserve += inspection.host.sysctl_int("vm.admin_reserve_kbytes") * KIB
-        per_thread = inspection.committed_per_thread
+        per_thread = inspection.shape.committed_per_thread
         needed = committed + reserve + per_thread * inspection.target.threads
         fits = max((limit - committed - reserve) // inspection.target.threads, 0)
         fix = SysctlSetting("vm.overcommit_memory").fix(
@@ -174,6 +178,7 @@ class CommitLimit:
             current=limit,
             in_use=committed,
             allows=(limit - committed - reserve) // per_thread,
+            room=limit - committed - reserve,
             needed=needed,
             fix=fix,
             note=f"vm.overcommit_memory = 2; {format_size(per_thread)} per thread",
@@ -185,13 +190,13 @@ class AddressSpace:
 
     name = "address-space"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (user address space - VmSize) / what one thread maps."""
         size = _user_address_space(inspection)
         in_use = inspection.vm_bytes("VmSize")
-        per_thread = inspection.mapped_per_thread
+        per_thread = inspection.shape.mapped_per_thread
         fits = max((size - in_use) // inspection.target.threads, 0)
         fix = Fix(
             setting="thread stack size",
@@ -221,7 +226,7 @@ def _user_address_space(inspection: Inspection) -> int:
     Elsewhere the top of the highest mapping (the stack sits just under TASK_SIZE), rounded
     up to a power of two.
     """
-    if inspection.arch == "x86_64":
+    if inspection.shape.arch == "x86_64":
         bits = inspection.host.virtual_address_bits() or 48
         return 1 << min(bits - 1, _X86_DEFAULT_MAP_WINDOW_BITS)
     top = inspection.host.maps(inspection.proc).highest_end

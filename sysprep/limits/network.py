@@ -19,7 +19,7 @@ from sysprep.units import KIB
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
-    from sysprep.limits.base import Inspection
+    from sysprep.limits.inspection import Inspection
 
 # A burst of new clients waits in these queues; a few thousand absorbs one (Linux ≥ 5.4
 # defaults somaxconn to 4096).
@@ -46,7 +46,7 @@ class Nofile:
 
     name = "RLIMIT_NOFILE"
     unit = "connections"
-    in_bytes = False
+    counts = "fds"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus the fds the process holds."""
@@ -72,7 +72,7 @@ class NrOpen:
 
     name = "fs.nr_open"
     unit = "connections"
-    in_bytes = False
+    counts = "fds"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is nr_open minus the fds the process holds."""
@@ -84,7 +84,7 @@ class FileMax:
 
     name = "fs.file-max"
     unit = "connections"
-    in_bytes = False
+    counts = "files"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is file-max minus the files allocated host-wide."""
@@ -96,7 +96,7 @@ class Backlog:
     """An accept queue (somaxconn) or SYN queue: bounds bursts of new clients, not the total."""
 
     unit = "connections"
-    in_bytes = False
+    counts = "connections"
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -124,7 +124,7 @@ class PortRange:
 
     name = "net.ipv4.ip_local_port_range"
     unit = "connections"
-    in_bytes = False
+    counts = "ports"
 
     def read(self, inspection: Inspection) -> Reading:
         """With --sources K: K × (ports in the range - ports in use); a server needs none."""
@@ -169,7 +169,7 @@ class Conntrack:
 
     name = "net.netfilter.nf_conntrack_max"
     unit = "connections"
-    in_bytes = False
+    counts = "entries"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the table size minus entries in use; unbounded without conntrack."""
@@ -187,7 +187,7 @@ class ConnectionMemory:
 
     name = "memory (connections)"
     unit = "connections"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """(MemAvailable - floor - the threads' memory) / memory per connection."""
@@ -196,7 +196,7 @@ class ConnectionMemory:
         wanted_threads = inspection.target.threads
         threads = wanted_threads * thread_cost(inspection).total if wanted_threads else 0
         available = meminfo["MemAvailable"] - memory_floor(meminfo) - threads
-        sockstat = _sockstat_pages(inspection) * inspection.page_size
+        sockstat = _sockstat_pages(inspection) * inspection.shape.page_size
         needed = cost * _wanted(inspection)
         fix = Fix(
             setting=self.name,
@@ -214,6 +214,7 @@ class ConnectionMemory:
             current=meminfo["MemAvailable"],
             in_use=sockstat,
             allows=available // cost,
+            room=available,
             needed=needed,
             fix=fix,
             note=note,

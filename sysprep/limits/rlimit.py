@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sysprep.limits.base import Inspection
+from typing import TYPE_CHECKING
+
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
 from sysprep.settings.rlimit import RlimitSetting
 from sysprep.units import format_size
+
+if TYPE_CHECKING:
+    from sysprep.limits.inspection import Inspection
 
 _SHARED_UID = (
     "; in a container: the same uid's tasks in every other container count too, host-wide,"
@@ -27,7 +31,7 @@ class Nproc:
 
     name = "RLIMIT_NPROC"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the soft limit minus every task of the judged process's real uid."""
@@ -38,7 +42,7 @@ class Nproc:
                 self.name, inspection.target, current=soft, in_use=None, allows=None, note=note
             )
         uid = inspection.real_uid
-        in_use = inspection.tasks_by_uid.get(uid, 0) + inspection.runtime_threads
+        in_use = inspection.tasks_by_uid.get(uid, 0) + inspection.shape.runtime_threads
         needed = in_use + inspection.target.threads
         return measured(
             self.name,
@@ -57,12 +61,12 @@ class Stack:
 
     name = "RLIMIT_STACK"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Reports the stack size every other limit is computed with."""
         soft = inspection.rlimits[self.name][0]
-        runtime_stack, source = inspection.runtime.default_stack()
+        runtime_stack, source = inspection.shape.runtime.default_stack()
         if inspection.target.stack_bytes is not None:
             source = "--stack"
         elif runtime_stack is None and inspection.target.pid is not None:
@@ -72,7 +76,7 @@ class Stack:
             self.name,
             Status.OK,
             current=soft,
-            note=f"thread stack {format_size(inspection.stack_bytes)} ({source})",
+            note=f"thread stack {format_size(inspection.shape.stack_bytes)} ({source})",
         )
 
 
@@ -81,11 +85,11 @@ class AddressSpace:
 
     name = "RLIMIT_AS"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmSize) / what one thread maps (stack and guards)."""
-        per_thread = inspection.mapped_per_thread
+        per_thread = inspection.shape.mapped_per_thread
         return _vm_limit(self.name, inspection, "VmSize", per_thread)
 
 
@@ -94,11 +98,11 @@ class Data:
 
     name = "RLIMIT_DATA"
     unit = "threads"
-    in_bytes = True
+    counts = "bytes"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is (soft limit - VmData) / the writable part of a stack."""
-        return _vm_limit(self.name, inspection, "VmData", inspection.committed_per_thread)
+        return _vm_limit(self.name, inspection, "VmData", inspection.shape.committed_per_thread)
 
 
 def _vm_limit(name: str, inspection: Inspection, field: str, per_thread: int) -> Reading:

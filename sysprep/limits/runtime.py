@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sysprep.limits.base import Inspection
+from typing import TYPE_CHECKING
+
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.runtimes import GO_MAX_THREADS
 from sysprep.settings import Fix
+
+if TYPE_CHECKING:
+    from sysprep.limits.inspection import Inspection
 
 
 class GoMaxThreads:
@@ -19,14 +23,14 @@ class GoMaxThreads:
 
     name = "go.max_threads"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the limit minus the program's OS threads (its runtime's, before it runs)."""
         if inspection.target.pid is not None:
             in_use = int(inspection.status["Threads"])
         else:
-            in_use = 1 + inspection.runtime_threads
+            in_use = 1 + inspection.shape.runtime_threads
         needed = in_use + inspection.target.threads
         return measured(
             self.name,

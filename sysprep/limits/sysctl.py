@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from sysprep.facts import PID_MAX_LIMIT
 from sysprep.facts import RESERVED_PIDS
 from sysprep.facts import THREADS_MAX_LIMIT
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
@@ -16,6 +15,7 @@ from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
 
 if TYPE_CHECKING:
+    from sysprep.limits.inspection import Inspection
     from sysprep.pidns import Level
 
 
@@ -49,11 +49,11 @@ class ThreadsMax:
 
     name = "kernel.threads-max"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
-        in_use = inspection.host.tasks_total() + inspection.runtime_threads
+        in_use = inspection.host.tasks_total() + inspection.shape.runtime_threads
         return sysctl_minus_in_use(self.name, inspection, in_use, cap=THREADS_MAX_LIMIT)
 
 
@@ -62,7 +62,7 @@ class PidMax:
 
     name = "kernel.pid_max"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the pid numbers in [300, pid_max) that no task holds.
@@ -77,7 +77,9 @@ class PidMax:
         limit = inspection.host.sysctl_int(self.name)
         host = inspection.host
         held_anywhere = (
-            host.tasks_total() - host.pids_taken(1, RESERVED_PIDS) + inspection.runtime_threads
+            host.tasks_total()
+            - host.pids_taken(1, RESERVED_PIDS)
+            + inspection.shape.runtime_threads
         )
         above = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
         in_use = held_anywhere - above
@@ -91,6 +93,7 @@ class PidMax:
             current=limit,
             in_use=in_use,
             allows=limit - RESERVED_PIDS - in_use,
+            room=limit - RESERVED_PIDS - in_use,  # the pids below 300 are never handed out
             needed=needed,
             fix=SysctlSetting(self.name).fix(
                 min(needed, PID_MAX_LIMIT), where=inspection.sysctl_where(self.name)
@@ -132,6 +135,7 @@ def _tightest_level(host_level: Reading, inspection: Inspection) -> Reading:
         current=worst.pid_max,
         in_use=worst.tasks,
         allows=allows,
+        room=allows,
         needed=needed,
         fix=Fix(
             setting=f"kernel.pid_max of {where}",
@@ -160,10 +164,12 @@ def _in_namespace(name: str, inspection: Inspection) -> Reading:
     last = host.sysctl_int("kernel.ns_last_pid")
     tasks = host.threads_of_processes_from(1)  # this namespace's, and those below it
     if last < RESERVED_PIDS:  # few tasks, so listing their tids costs nothing
-        above = sum(1 for tid in host.thread_ids() if tid > last) + inspection.runtime_threads
+        above = (
+            sum(1 for tid in host.thread_ids() if tid > last) + inspection.shape.runtime_threads
+        )
         allows, needed = limit - 1 - last - above, last + 1 + above + inspection.target.threads
     else:
-        held = tasks - host.pids_taken(1, RESERVED_PIDS) + inspection.runtime_threads
+        held = tasks - host.pids_taken(1, RESERVED_PIDS) + inspection.shape.runtime_threads
         beyond = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
         allows = limit - RESERVED_PIDS - (held - beyond)
         needed = RESERVED_PIDS + held + inspection.target.threads
@@ -173,6 +179,7 @@ def _in_namespace(name: str, inspection: Inspection) -> Reading:
         current=limit,
         in_use=tasks,
         allows=allows,
+        room=allows,
         needed=needed,
         fix=SysctlSetting(name).fix(min(needed, PID_MAX_LIMIT)),
         note="this pid namespace's own (Linux >= 6.14); its parents' pid_max bind too",
@@ -184,7 +191,7 @@ class ParentPidMax:
 
     name = "kernel.pid_max (parent namespaces)"
     unit = "threads"
-    in_bytes = False
+    counts = "threads"
 
     def read(self, inspection: Inspection) -> Reading:  # noqa: ARG002 - nothing to read
         """Unknown from inside: neither the host's pid_max nor its pids in use show here."""
@@ -203,7 +210,7 @@ class MaxMapCount:
 
     name = "vm.max_map_count"
     unit = "threads"
-    in_bytes = False
+    counts = "mappings"
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the mappings left in the judged process over mappings per thread.
@@ -211,12 +218,9 @@ class MaxMapCount:
         Without --pid, the process is a small one of the judged runtime, as it starts.
         """
         limit = inspection.host.sysctl_int(self.name)
-        runtime = inspection.runtime
-        if inspection.target.pid is None:
-            in_use = runtime.baseline_maps()
-        else:
-            in_use = inspection.host.maps(inspection.proc).mappings
-        per_thread = inspection.maps_per_thread
+        runtime = inspection.shape.runtime
+        in_use = runtime.baseline_maps() if inspection.target.pid is None else inspection.mappings
+        per_thread = inspection.shape.maps_per_thread
         needed = in_use + per_thread * inspection.target.threads
         note = f"{per_thread} mappings per thread"
         if runtime.name == "jvm":

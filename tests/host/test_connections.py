@@ -20,9 +20,8 @@ import pytest
 
 from sysprep.cli import run
 from sysprep.errors import ExitCode
+from sysprep.host import Host
 from sysprep.netns import NETNS_DIR
-from sysprep.netns import entering
-from sysprep.netns import private_namespace
 from sysprep.probe_runner import probe_path
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ def test_thread_per_connection_server(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_nofile_prediction_matches_the_probe(capsys: pytest.CaptureFixture[str]) -> None:
     """RLIMIT_NOFILE set low on the waiting server: check and the probe agree within 1 %."""
-    with private_namespace() as namespace:
+    with Host().network_namespace() as enter:
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -97,7 +96,7 @@ def test_nofile_prediction_matches_the_probe(capsys: pytest.CaptureFixture[str])
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=entering(namespace),  # noqa: PLW1509
+            preexec_fn=enter,  # noqa: PLW1509
         )
         try:
             assert child.stderr is not None

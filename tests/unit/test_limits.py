@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sysprep.capacity import check
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
 from sysprep.limits.cgroup import PidsMax
+from sysprep.limits.inspection import Inspection
 from sysprep.limits.memory import AddressSpace
 from sysprep.limits.memory import CommitLimit
 from sysprep.limits.memory import MemAvailable
@@ -344,16 +344,16 @@ class TestRlimits:
     def test_unlimited_stack_gives_2_mib_on_x86_64(self, fake: FakeHost) -> None:
         """glibc's ARCH_STACK_DEFAULT_SIZE applies when RLIMIT_STACK is unlimited."""
         fake.set_limits(RLIMIT_STACK=(None, None))
-        assert inspect(fake).stack_bytes == 2 * MIB
+        assert inspect(fake).shape.stack_bytes == 2 * MIB
 
     def test_unlimited_stack_gives_4_mib_on_ppc64le(self, fake: FakeHost) -> None:
         """... and 4 MiB on powerpc."""
         fake.set_limits(RLIMIT_STACK=(None, None)).set_sysctl("kernel.arch", "ppc64le")
-        assert inspect(fake).stack_bytes == 4 * MIB
+        assert inspect(fake).shape.stack_bytes == 4 * MIB
 
     def test_stack_option_wins_and_is_page_rounded(self, fake: FakeHost) -> None:
         """--stack overrides ulimit -s; glibc rounds it up to whole pages."""
-        assert inspect(fake, Target(threads=1, stack_bytes=100_000)).stack_bytes == 25 * 4096
+        assert inspect(fake, Target(threads=1, stack_bytes=100_000)).shape.stack_bytes == 25 * 4096
 
     def test_stack_row_names_the_stack_in_use(self, fake: FakeHost) -> None:
         """The RLIMIT_STACK row reports the stack every other limit uses."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sysprep.capacity import check
-from sysprep.limits.base import Inspection
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
+from sysprep.limits.inspection import Inspection
 from sysprep.limits.network import Backlog
 from sysprep.limits.network import Conntrack
 from sysprep.limits.network import FileMax
