@@ -104,13 +104,14 @@ def _default_count(host: Host, name: str, stack_bytes: int | None, unit: Unit | 
     """What check says a new process could hold, less the probe's own task."""
     from sysprep.capacity import check
     from sysprep.limits.base import Target
+    from sysprep.limits.sysctl import MaxMapCount
 
     if name == "connections":
         return 10_000
     pid = unit.main_pid if unit is not None and unit.running else None
     result = check(host, Target(threads=1, stack_bytes=stack_bytes, pid=pid), unit=unit)
     if name == "maps":
-        maps = next(r for r in result.readings if r.name == "vm.max_map_count")
+        maps = next(r for r in result.readings if r.made_by(MaxMapCount))
         if maps.current is None or maps.in_use is None:
             raise BadInputError(f"cannot read vm.max_map_count ({maps.note}); pass --count")
         return max(1, maps.current - maps.in_use - 64)  # room for the probe's own mappings
