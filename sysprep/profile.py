@@ -17,9 +17,7 @@ from sysprep.facts import PROBES
 from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.runtimes import RUNTIMES
 from sysprep.settings import only_keys
-from sysprep.settings.rlimit import RlimitSetting
-from sysprep.settings.sysctl import SysctlSetting
-from sysprep.settings.unit import UnitSetting
+from sysprep.settings.kinds import tables
 from sysprep.units import parse_size
 
 if sys.version_info >= (3, 11):
@@ -37,14 +35,9 @@ SHIPPED_DIRS = (PACKAGE_DIR / "_profiles", PACKAGE_DIR.parent / "profiles")
 HOST_DIR = "etc/sysprep/profiles"
 _MAX_BYTES = 1 << 20  # a profile is a few hundred bytes; a huge (or sparse) file is not one
 
-# A profile's tables of settings, and the kind of setting that reads each entry of one.
-SETTING_TABLES: dict[str, type[SysctlSetting | RlimitSetting | UnitSetting]] = {
-    "sysctl": SysctlSetting,
-    "rlimits": RlimitSetting,
-    "unit": UnitSetting,
-}
-_TOP_KEYS = frozenset({"description", "extends", "target", "probes", *SETTING_TABLES})
-_TARGET_KEYS = frozenset({"threads", "stack", "runtime"})
+# The keys of a profile besides its tables of settings (settings.kinds.tables()).
+_TOP_KEYS = frozenset({"description", "extends", "target", "probes"})
+_TARGET_KEYS = frozenset({"threads", "stack", "runtime", "connections"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
 
 
@@ -66,9 +59,10 @@ class Profile:
     description: str
     threads: int
     stack: int | None
-    wants: tuple[Want, ...]  # [sysctl] first, then [rlimits], each in the file's order
+    wants: tuple[Want, ...]  # table by table (settings.kinds), each in the file's order
     probes: tuple[ProbeWant, ...] = field(default=())
     runtime: str | None = None  # the program the target is for: c, jvm, rust or go
+    connections: int | None = None  # concurrent TCP connections the target holds too
 
     def wanted(self, kind: type) -> tuple[Want, ...]:
         """What the profile asks of one kind of setting."""
@@ -172,11 +166,9 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...], *, trust: bool) -> d
     if not isinstance(parent_name, str):
         raise BadInputError(f"{path}: extends must be a profile name (a string)")
     parent = _merged(find(parent_name, host), host, (*seen, path.resolve()), trust=trust)
-    merged = {
-        **parent,
-        **{k: v for k, v in data.items() if k not in (*SETTING_TABLES, "target")},
-    }
-    for table in (*SETTING_TABLES, "target"):
+    merged_tables = (*tables(), "target")
+    merged = {**parent, **{k: v for k, v in data.items() if k not in merged_tables}}
+    for table in merged_tables:
         merged[table] = {**parent.get(table, {}), **data.get(table, {})}
     merged.pop("extends", None)
     return merged
@@ -184,7 +176,8 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...], *, trust: bool) -> d
 
 def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     where = str(path)
-    only_keys(where, "", data, _TOP_KEYS)
+    kinds = tables()
+    only_keys(where, "", data, _TOP_KEYS | set(kinds))
     description = data.get("description", "")
     if not isinstance(description, str):
         raise BadInputError(f"{where}: description must be a string")
@@ -204,16 +197,25 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
         raise BadInputError(
             f"{where}: target.runtime = {runtime!r} is not one of {', '.join(RUNTIMES)}"
         )
+    connections = target.get("connections")
+    if connections is not None and (
+        not isinstance(connections, int) or isinstance(connections, bool) or connections <= 0
+    ):
+        raise BadInputError(
+            f"{where}: target.connections must be a whole number greater than zero"
+        )
     wants = tuple(
         kind.want(where, key, value, host)
-        for table, kind in SETTING_TABLES.items()
+        for table, kind in kinds.items()
         for key, value in _table(where, table, data).items()
     )
     probes_data = data.get("probes", [])
     if not isinstance(probes_data, list):
         raise BadInputError(f"{where}: probes must be an array of tables ([[probes]])")
     probes = tuple(_probe(where, i, entry, threads) for i, entry in enumerate(probes_data))
-    return Profile(path.stem, path, description, threads, stack, wants, probes, runtime)
+    return Profile(
+        path.stem, path, description, threads, stack, wants, probes, runtime, connections
+    )
 
 
 def _table(where: str, name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,11 @@ class CheckResult(NamedTuple):
         """True when every limit was read and none stops the target."""
         return self.assessment.ready
 
+    @property
+    def ok(self) -> bool:
+        """Ready, and compliant with the profile when one was given: check's exit status 0."""
+        return self.ready and (self.compliance is None or self.compliance.compliant)
+
 
 def run_check(
     host: Host,
@@ -80,7 +85,7 @@ def run_check(
         threads=threads or (loaded.threads if loaded else default_threads),
         stack_bytes=stack or (loaded.stack if loaded else None),
         pid=pid,
-        connections=connections,
+        connections=connections or (loaded.connections if loaded else None),
         sources=sources,
         runtime=runtime or (loaded.runtime if loaded else None),
         runtime_from="--runtime" if runtime or not loaded else "profile",
@@ -90,13 +95,11 @@ def run_check(
         from sysprep.calibrate import calibrate_cost
 
         cost = calibrate_cost(host, target)
+    assessment = check(host, target, cost=cost, unit=service)
     compliance = None
     if loaded is not None:
         from sysprep.compliance import compliance_of
 
-        compliance = compliance_of(loaded, host, target, cost)
-    links = None
-    if with_links and target.connections and host.is_live:
-        links = host.links()
-    assessment = check(host, target, cost=cost, unit=service)
+        compliance = compliance_of(loaded, host, assessment, cost, service)
+    links = host.links() if with_links and target.connections and host.is_live else None
     return CheckResult(assessment, detect(host), compliance, links, service)

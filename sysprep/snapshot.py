@@ -35,6 +35,8 @@ _ID = re.compile(r"\d{8}T\d{6}\.\d{6}-[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _MAX_BYTES = 16 << 20  # a snapshot holds at most three small files and a few values
 APPLYING, APPLIED, ROLLED_BACK, REVERTED = "applying", "applied", "rolled-back", "reverted"
 STATES = (APPLYING, APPLIED, ROLLED_BACK, REVERTED)
+# A snapshot's own fields; every other one is a kind's list of settings.
+_FIELDS = frozenset({"id", "profile", "created", "boot_id", "state", "schema_version"})
 
 
 class SnapshotError(SysprepError):
@@ -48,7 +50,10 @@ class Snapshot:
     """What one apply changes, each setting before and after, in the order apply makes them.
 
     On disk each kind of setting has its list ("sysctls", "files", "rlimits"), in its own
-    snapshot form; the lists follow KINDS, which is the order apply makes the changes.
+    snapshot form; the lists follow KINDS, which is the order apply makes the changes. A
+    list a snapshot lacks is empty (it was written before that kind existed); a list of a
+    kind this sysprep does not know makes the snapshot unreadable: reverting without it
+    would leave those settings changed.
     """
 
     id: str
@@ -134,8 +139,14 @@ class Snapshot:
             )
         if data["state"] not in STATES:
             raise ValueError(f"unknown state {data['state']!r}")
+        unknown = set(data) - _FIELDS - {kind.kind for kind in KINDS}
+        if unknown:
+            raise ValueError(f"settings of a kind this sysprep does not know: {min(unknown)!r}")
+        lists = [(kind, data.get(kind.kind, [])) for kind in KINDS]
+        if not all(isinstance(entries, list) for _, entries in lists):
+            raise TypeError("a kind's settings must be a list")
         changes = tuple(
-            kind.from_entry(entry, host) for kind in KINDS for entry in data[kind.kind]
+            kind.from_entry(entry, host) for kind, entries in lists for entry in entries
         )
         return cls(
             str(data["id"]),

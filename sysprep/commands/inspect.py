@@ -123,7 +123,7 @@ def check(
         print_json(check_document(result))
     else:
         print_check(result)
-    return ExitCode.OK if result.ready else ExitCode.NOT_READY
+    return ExitCode.OK if result.ok else ExitCode.NOT_READY
 
 
 def probe(

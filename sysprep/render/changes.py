@@ -14,8 +14,10 @@ from sysprep.settings.kinds import KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from sysprep.apply import ApplyResult
+    from sysprep.plan import Plan
     from sysprep.revert import RevertResult
     from sysprep.snapshot import Scan
 
@@ -43,19 +45,10 @@ def apply_document(result: ApplyResult) -> dict[str, Any]:
 def print_apply(result: ApplyResult) -> None:
     """The plan as a table, then what was done and when each change takes effect."""
     from rich.console import Console
-    from rich.table import Table
 
     plan = result.plan
     console = Console(highlight=False)
-    table = Table(title=f"{plan.profile.name}: {plan.profile.description}", title_justify="left")
-    for column in ("setting", "now", "profile", "action"):
-        table.add_column(column)
-    for c in plan.changes:
-        setting = c.setting
-        wanted = setting.show(c.after) if c.wanted is None else str(c.wanted)
-        action = c.action.value if c.changes else "keep (already enough)"
-        table.add_row(setting.key, setting.show(c.before), wanted, action)
-    console.print(table)
+    console.print(_plan_table(plan))
     for c in plan.to_make:
         if isinstance(c.after, FileState) and c.after.data is not None:  # the exact lines
             console.print(f"{c.setting.key}:")
@@ -77,6 +70,23 @@ def print_apply(result: ApplyResult) -> None:
         console.print(f"takes effect {when}: {', '.join(keys)}")
     for probe in result.probes:
         print_probe(probe.document)
+
+
+def _plan_table(plan: Plan) -> Table:
+    """Each setting of the plan: now, what the profile asks, and what apply does."""
+    from rich.table import Table
+
+    table = Table(title=f"{plan.profile.name}: {plan.profile.description}", title_justify="left")
+    for column in ("setting", "now", "profile", "action"):
+        table.add_column(column)
+    for c in (*plan.changes, *plan.shown):
+        setting = c.setting
+        wanted = setting.show(c.after) if c.wanted is None else setting.show(c.wanted)
+        action = c.action.value if c.changes else "keep (already enough)"
+        if c in plan.shown:
+            action += " (in its drop-in)"
+        table.add_row(setting.key, setting.show(c.before), wanted, action)
+    return table
 
 
 def revert_document(result: RevertResult) -> dict[str, Any]:

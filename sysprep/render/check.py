@@ -240,19 +240,22 @@ def _capacity_lines(result: Assessment) -> list[str]:
 
 
 def compliance_document(compliance: Compliance) -> dict[str, Any]:
-    """The "profile" key of `check --json --profile`."""
+    """The "profile" key of `check --json --profile`: every item, its verdict, and after."""
     after = compliance.after
     return {
         "name": compliance.profile.name,
         "compliant": compliance.compliant,
         "settings": [
             {
-                "key": c.setting.key,
-                "expected": c.wanted,
-                "actual": c.before,
-                "ok": not c.changes,
+                "key": v.key,
+                "kind": v.kind,
+                "expected": v.expected,
+                "actual": v.actual,
+                "ok": v.ok is True,
+                "status": _VERDICT_STATUS[v.ok],
+                "reason": v.reason,
             }
-            for c in compliance.settings
+            for v in compliance.verdicts
         ],
         "capacity_after": after.capacity,
         "binding_after": after.binding.name if after.binding else None,
@@ -260,21 +263,48 @@ def compliance_document(compliance: Compliance) -> dict[str, Any]:
 
 
 def print_compliance(compliance: Compliance) -> None:
-    """Each profile setting: expected, actual, in place or not; then capacity after apply."""
+    """Each profile item: expected, actual, in place or not (or unknown, and why).
+
+    Then the capacity after apply, and the verdict.
+    """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"\nprofile {compliance.profile.name}", title_justify="left")
+    name = escape(compliance.profile.name)
+    table = Table(title=f"\nprofile {name}", title_justify="left")
     for column in ("setting", "expected (at least)", "actual", "in place"):
         table.add_column(column)
-    for c in compliance.settings:
-        ok = "[bold red]no[/]" if c.changes else "[green]yes[/]"
-        table.add_row(c.setting.key, str(c.wanted), c.setting.show(c.before), ok)
+    for v in compliance.verdicts:
+        status = _VERDICT_STATUS[v.ok]
+        table.add_row(
+            escape(v.key),
+            escape(v.shown_expected),
+            escape(v.shown_actual) if v.ok is not None else "?",
+            f"[{_VERDICT_STYLE[status]}]{_VERDICT_WORD[status]}[/]",
+        )
     console.print(table)
+    for v in compliance.verdicts:
+        if v.reason:
+            console.print(f"[yellow]unknown[/]: {escape(v.key)}: {escape(v.reason)}")
     after = compliance.after
     if after.binding is not None and after.capacity is not None:
         console.print(
-            f"after `sysprep apply {compliance.profile.name}`: can start ~{after.capacity:,}"
-            f" more threads; binding limit: {after.binding.name}"
+            f"after `sysprep apply {name}`: can start ~{after.capacity:,}"
+            f" more threads; binding limit: {escape(after.binding.name)}"
         )
+    failing = [v for v in compliance.verdicts if v.ok is not True]
+    if compliance.compliant:
+        console.print(f"[green]compliant[/] with {name}")
+    else:
+        console.print(
+            f"[bold red]not compliant[/] with {name}:"
+            f" {len(failing)} of {len(compliance.verdicts)} items not met or not known"
+        )
+
+
+# A verdict's ok (None: could not be judged) as JSON's status, and as the table says it.
+_VERDICT_STATUS = {True: "ok", False: "fails", None: "unknown"}
+_VERDICT_WORD = {"ok": "yes", "fails": "no", "unknown": "unknown"}
+_VERDICT_STYLE = {"ok": "green", "fails": "bold red", "unknown": "yellow"}

@@ -1,9 +1,11 @@
 """What sysprep can change, in one vocabulary: a Setting, a Change of it, a Fix for check.
 
-One class per kind of setting (settings/sysctl.py, rlimit.py, files.py) knows its key, how to
-read and write it through the Host (with read-back), how a profile spells it, how it persists
-and when that takes effect, and its JSON and snapshot forms. KINDS lists them in the order
-apply changes them; a new kind is one new class, added there.
+One class per kind of setting (settings/sysctl.py, rlimit.py, files.py, unit.py) carries
+everything about it: its profile table and how an entry of it is read (want), what apply
+changes for it (plan), whether the host already meets it (judge), how it reads and writes
+itself through the Host (with read-back), how it persists and when that takes effect, and
+its JSON and snapshot forms. settings/kinds.py lists the kinds; plan, compliance, profiles,
+snapshots and the JSON documents loop over that list, so a new kind is one new class there.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ if TYPE_CHECKING:
 
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
+    from sysprep.systemd import Unit
 
-    # Only a type, as limits.base.Limit is: a Protocol class built at import costs start-up.
+    # Only types, as limits.base.Limit is: a Protocol class built at import costs start-up.
     class Setting(Protocol):
         """A writable knob of the host."""
 
@@ -50,6 +53,10 @@ if TYPE_CHECKING:
             """A value as a person reads it."""
             ...
 
+        def typed(self, value: Any) -> object:  # noqa: ANN401
+            """A value as JSON says it: numbers as numbers, unlimited as null."""
+            ...
+
         def entry(self, before: Any, after: Any) -> dict[str, Any]:  # noqa: ANN401
             """Its snapshot form (SettingKind.from_entry reads it back)."""
             ...
@@ -67,17 +74,76 @@ if TYPE_CHECKING:
             ...
 
     class SettingKind(Protocol):
-        """The class of a kind of setting: reads its snapshot entries back."""
+        """The class of a kind of setting; settings.kinds.KINDS lists them.
 
-        kind: ClassVar[str]
+        It carries its profile table, its plan, its verdict and its snapshot entries.
+        """
+
+        kind: ClassVar[str]  # its list in snapshots and `apply --json`: "sysctls"
+        table: ClassVar[str | None]  # its profile table ("sysctl"); None: not in profiles
+
+        @classmethod
+        def want(cls, where: str, key: str, value: object, host: Host) -> Want:
+            """One entry of its profile table; BadInputError names the file and the key."""
+            ...
+
+        @classmethod
+        def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:
+            """What apply changes for *wants* on this host, raise-only unless a want is exact."""
+            ...
+
+        @classmethod
+        def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
+            """Whether the judged process (or host) already meets each want."""
+            ...
 
         @classmethod
         def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:
             """A recorded change; ValueError, KeyError or TypeError when it is malformed."""
             ...
 
+    class Situation(Protocol):
+        """What a kind may ask while planning or judging: the host, the options, the model."""
+
+        host: Host
+        pid: int | None  # apply --pid, or the process check judges
+        persist: bool
+        unit: str | None  # the service named by --unit ("demo.service")
+
+        @property
+        def threads(self) -> int:
+            """The profile's target: what its "auto" values are sized for."""
+            ...
+
+        @property
+        def profile_name(self) -> str:
+            """The profile's name, for what the plan says."""
+            ...
+
+        @property
+        def service(self) -> Unit | None:
+            """The --unit service as systemd resolves it."""
+            ...
+
+        @property
+        def rlimits(self) -> dict[str, tuple[int | None, int | None]]:
+            """The judged process's rlimits (a stopped service's: systemd's); None: unlimited."""
+            ...
+
+        def needed(self, key: str) -> int:
+            """What the capacity model says *key* needs for the target ("auto")."""
+            ...
+
 
 AUTO = "auto"  # a profile value sized by the capacity model from the target
+# "auto" writes the minimum plus 1 %, rounded up: tasks come and go, and a second apply of
+# the same profile must find the host already tuned, not raise by the few tasks since.
+_AUTO_ROUND = 4096
+
+
+def auto_value(minimum: int) -> int:
+    """What "auto" writes for a value that must be at least *minimum*."""
+    return -(-(minimum + minimum // 100) // _AUTO_ROUND) * _AUTO_ROUND
 
 
 def only_keys(where: str, prefix: str, table: dict[str, Any], allowed: frozenset[str]) -> None:
@@ -133,6 +199,65 @@ class Want(NamedTuple):
     setting: Setting
     value: Any
     exact: bool = False
+
+
+class Part(NamedTuple):
+    """A kind's share of a plan.
+
+    *changes* apply writes (and a snapshot records); *persisted* the (setting, value) pairs
+    whose lines the owned files say; *shown* the changes those files make (a unit's
+    property), listed in the plan but never written on their own.
+    """
+
+    changes: tuple[Change, ...] = ()
+    persisted: tuple[tuple[Setting, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+    shown: tuple[Change, ...] = ()
+
+
+class Verdict(NamedTuple):
+    """One profile item against the judged process or host.
+
+    *expected* and *actual* as JSON says them (numbers as numbers, unlimited as null);
+    *ok* None: it could not be judged, and *reason* says why (never a pass).
+    """
+
+    key: str
+    kind: str  # the kind's list name ("sysctls"), or "target"
+    expected: object
+    actual: object
+    ok: bool | None
+    reason: str = ""
+    shown_expected: str = ""  # as a person reads them
+    shown_actual: str = ""
+
+
+def verdict(change: Change, expected: Any = None) -> Verdict:  # noqa: ANN401
+    """The verdict of a planned *change*: met when apply would keep the value as it is.
+
+    *expected*: the threshold shown, where it is not the value apply would write (an
+    "auto" value is met from its minimum, and written padded).
+    """
+    setting = change.setting
+    if expected is None:
+        expected = change.after if change.wanted is None else change.wanted
+    return Verdict(
+        setting.key,
+        setting.kind,
+        setting.typed(expected),
+        setting.typed(change.before),
+        not change.changes,
+        "",
+        setting.show(expected),
+        setting.show(change.before),
+    )
+
+
+def unjudged(setting: Setting, wanted: Any, reason: str) -> Verdict:  # noqa: ANN401
+    """A want that could not be judged: unknown, with the reason, never a pass."""
+    return Verdict(
+        setting.key, setting.kind, setting.typed(wanted), None, None, reason, setting.show(wanted)
+    )
 
 
 class Fix(NamedTuple):

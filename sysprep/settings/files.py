@@ -1,6 +1,7 @@
 """A file sysprep owns under /etc: written whole and atomically; revert restores its bytes.
 
-The files are facts.OWNED_FILES; one that apply created is removed again on revert.
+The files are facts.OWNED_FILES and the units' drop-ins; one that apply created is removed
+again on revert. They are not in profiles: the other kinds' persisted lines make them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from sysprep.facts import owned_file
 from sysprep.procfs import FileState
 from sysprep.settings import Action
 from sysprep.settings import Change
+from sysprep.settings import Part
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
+    from sysprep.settings import Setting
+    from sysprep.settings import Situation
+    from sysprep.settings import Verdict
+    from sysprep.settings import Want
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class FileSetting:
 
     path: str
     kind: ClassVar[str] = "files"
+    table: ClassVar[str | None] = None  # made by the other kinds' persisted lines
 
     @property
     def key(self) -> str:
@@ -68,6 +77,27 @@ class FileSetting:
         if value.link is not None:
             return f"symlink to {value.link}"
         return "absent" if value.data is None else f"{len(value.data)} bytes"
+
+    def typed(self, value: FileState) -> object:
+        """Its size in bytes, its link, or null when absent."""
+        if value.link is not None:
+            return value.link
+        return None if value.data is None else len(value.data)
+
+    @classmethod
+    def want(cls, where: str, key: str, value: object, host: Host) -> Want:  # noqa: ARG003
+        """Never: profiles name settings, and these files persist them."""
+        raise BadInputError(f"{where}: {key}: files are written by --persist, not named")
+
+    @classmethod
+    def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:  # noqa: ARG003
+        """Nothing of its own: owned_files() writes what the other kinds persist."""
+        return Part()
+
+    @classmethod
+    def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:  # noqa: ARG003
+        """Nothing: the settings the files persist are judged by their own kinds."""
+        return ()
 
     def entry(self, before: FileState, after: FileState) -> dict[str, Any]:
         """{"path", "before", "after"} with the bytes in base64 (null: absent).
@@ -114,6 +144,27 @@ class FileSetting:
             return Change(self, before, before, Action.KEEP)
         action = Action.REPLACE if before.exists else Action.CREATE
         return Change(self, before, after, action)
+
+
+def owned_files(
+    profile: str, persisted: Sequence[tuple[Setting, Any]], host: Host
+) -> tuple[Change, ...]:
+    """The changes to the owned files that persist each (setting, value), one file per kind.
+
+    Each setting says its own lines (Setting.persisted); a file holds a header, its
+    preamble and their lines, in the order given.
+    """
+    header = f"# Written by `sysprep apply {profile} --persist`; `sysprep revert` removes it.\n"
+    lines: dict[OwnedFile, list[str]] = {}
+    for setting, value in persisted:
+        for owned, line in setting.persisted(value, host):
+            lines.setdefault(owned, []).append(line)
+    changes = []
+    for owned, body in lines.items():
+        setting = FileSetting(owned.path)
+        content = (header + owned.preamble + "".join(body)).encode()
+        changes.append(setting.change(setting.read(host), content))
+    return tuple(changes)
 
 
 def _b64(data: bytes | None) -> str | None:

@@ -24,14 +24,19 @@ from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
 from sysprep.settings import Gone
+from sysprep.settings import Part
 from sysprep.settings import Want
 from sysprep.settings import only_keys
+from sysprep.settings import unjudged
+from sysprep.settings import verdict
 from sysprep.units import parse_size
 
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
     from sysprep.facts import Rlimit
     from sysprep.host import Host
+    from sysprep.settings import Situation
+    from sysprep.settings import Verdict
 
 _PROFILE_NAMES = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
 # The rlimits a profile may set.
@@ -53,6 +58,7 @@ class RlimitSetting:
     # The process's start time (clock ticks after boot): with the pid, who it is.
     started: int | None = field(default=None, compare=False)
     kind: ClassVar[str] = "rlimits"
+    table: ClassVar[str | None] = "rlimits"
 
     @property
     def rlimit(self) -> Rlimit:
@@ -101,6 +107,11 @@ class RlimitSetting:
     def show(self, value: Limits) -> str:
         """Soft and hard as "soft:hard", each a number or "unlimited"."""
         return ":".join("unlimited" if v == RLIM_INFINITY else str(v) for v in value)
+
+    def typed(self, value: Limits) -> object:
+        """{"soft": ..., "hard": ...}, each a number or null for unlimited."""
+        soft, hard = (None if v == RLIM_INFINITY else v for v in value)
+        return {"soft": soft, "hard": hard}
 
     def entry(self, before: Limits, after: Limits) -> dict[str, Any]:
         """{"pid", "started", "name", "before": [soft, hard], "after": [soft, hard]}."""
@@ -207,6 +218,51 @@ class RlimitSetting:
             )
         return Want(cls(rlimit.name), parsed)
 
+    @classmethod
+    def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:
+        """A running process's limits with --pid (prlimit); with --persist, later ones'.
+
+        Those started later get limits.d's lines and systemd's defaults, raise-only against
+        this host's own.
+        """
+        host, changes, persisted, warnings = situation.host, [], [], []
+        if situation.persist:
+            logins = [cls(w.setting.key).change(host.rlimit("self", w.setting.key), w.value)
+                      for w in wants]  # fmt: skip
+            persisted = [(c.setting, c.after) for c in logins if c.changes]
+            if persisted:
+                warnings.append(
+                    "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"
+                    " their limits; systemd services read only the systemd drop-in"
+                )
+        if situation.pid is not None:
+            changes = [_process_change(want, situation.pid, host) for want in wants]
+        elif wants and not situation.persist:
+            warnings.append(
+                "rlimits are applied only with --persist (limits.d) or --pid (prlimit)"
+            )
+        return Part(tuple(changes), tuple(persisted), tuple(warnings))
+
+    @classmethod
+    def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
+        """The judged process's limits, soft and hard, against the profile's.
+
+        Met when apply would change neither (the default stack of a process yet to start
+        is met only at exactly the profile's size).
+        """
+        verdicts = []
+        for want in wants:
+            setting = cls(want.setting.key, situation.pid)
+            try:
+                soft, hard = situation.rlimits[setting.name]
+            except (OSError, KeyError) as error:
+                reason = f"could not read the process's {setting.name}: {error}"
+                verdicts.append(unjudged(setting, want.value, reason))
+                continue
+            now = (_finite(soft), _finite(hard))
+            verdicts.append(verdict(setting.change(now, want.value)))
+        return tuple(verdicts)
+
     def change(self, before: Limits, wanted: Limits) -> Change:
         """Raise-only, soft and hard each: a higher (or unlimited) value is kept.
 
@@ -220,6 +276,19 @@ class RlimitSetting:
         raised = all(_higher(b, a) == a for b, a in zip(before, after, strict=True))
         action = Action.KEEP if tuple(after) == before else Action.RAISE if raised else Action.SET
         return Change(self, before, (after[0], after[1]), action, wanted)
+
+
+def _process_change(want: Want, pid: int, host: Host) -> Change:
+    """Raise a running process's limit (prlimit), tied to that process by its start time."""
+    try:
+        setting = RlimitSetting(want.setting.key, pid).identified(host)
+        return setting.change(setting.read(host), want.value)
+    except Gone:
+        raise BadInputError(f"no process with pid {pid}") from None
+
+
+def _finite(value: int | None) -> int:
+    return RLIM_INFINITY if value is None else value
 
 
 def _highest(rlimit: Rlimit) -> int:

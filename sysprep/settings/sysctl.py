@@ -1,4 +1,8 @@
-"""A kernel parameter in /proc/sys: written now, persisted in sysctl.d for every boot."""
+"""A kernel parameter in /proc/sys: written now, persisted in sysctl.d for every boot.
+
+Profiles spell it in [sysctl]: a number, several ("1024 65535"), or "auto" for the values
+the capacity model sizes from the target (facts.AUTO_SYSCTLS).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,22 @@ from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Fix
 from sysprep.settings import Gone
+from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import auto_value
 from sysprep.settings import only_keys
+from sysprep.settings import unjudged
+from sysprep.settings import verdict
+from sysprep.settings.sysctl_d import earlier_values
+from sysprep.settings.sysctl_d import later_overrides
+from sysprep.settings.sysctl_d import shown
 
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
+    from sysprep.settings import Setting
+    from sysprep.settings import Situation
+    from sysprep.settings import Verdict
 
 # Any sysctl without bounds of its own: what a long holds.
 _LONG = (-(2**63), 2**63 - 1)
@@ -33,6 +47,7 @@ class SysctlSetting:
 
     name: str
     kind: ClassVar[str] = "sysctls"
+    table: ClassVar[str | None] = "sysctl"
     takes_effect: ClassVar[str] = "now"  # and at every boot once a drop-in says it
 
     @property
@@ -56,9 +71,14 @@ class SysctlSetting:
         """Write /proc/sys and read it back."""
         host.write_sysctl(self.name, value)
 
-    def show(self, value: str) -> str:
+    def show(self, value: str | int) -> str:
         """As /proc/sys says it."""
-        return value
+        return str(value)
+
+    def typed(self, value: str | int) -> object:
+        """One whole number as a number; several ("1024 65535") as the text."""
+        text = str(value)
+        return int(text) if _is_integer(text) else text
 
     def entry(self, before: str, after: str) -> dict[str, Any]:
         """{"key", "before", "after"}, as snapshots and `apply --json` say it."""
@@ -163,6 +183,33 @@ class SysctlSetting:
             )
         return Want(setting, value, exact)
 
+    @classmethod
+    def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:
+        """Each sysctl against the host's value; with --persist, the sysctl.d lines too."""
+        changes = tuple(_planned(want, situation) for want in wants)
+        if not situation.persist:
+            return Part(changes)
+        persisted, warnings = _boot_values(changes, situation.host)
+        raised = {c.setting.key for c in changes if c.changes}
+        warnings += later_overrides(situation.host, raised)
+        return Part(changes, tuple(persisted), tuple(warnings))
+
+    @classmethod
+    def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
+        """Met when the host's value is at least the profile's, or exactly it if exact.
+
+        For "auto", at least what the capacity model says the target needs.
+        """
+        verdicts = []
+        for want in wants:
+            minimum = situation.needed(want.setting.key) if want.value == AUTO else want.value
+            try:
+                verdicts.append(verdict(_planned(want, situation), minimum))
+            except (Gone, OSError) as error:
+                reason = error.reason if isinstance(error, Gone) else str(error)
+                verdicts.append(unjudged(want.setting, minimum, f"could not read: {reason}"))
+        return tuple(verdicts)
+
     def change(
         self, before: str, wanted: int | str, *, exact: bool, minimum: int | None = None
     ) -> Change:
@@ -181,6 +228,43 @@ class SysctlSetting:
             )
         after = before if action is Action.KEEP else str(wanted)
         return Change(self, before, after, action, wanted)
+
+
+def _planned(want: Want, situation: Situation) -> Change:
+    """The change *want* asks of the host now; "auto" writes what the target needs, padded."""
+    setting = want.setting
+    assert isinstance(setting, SysctlSetting)  # noqa: S101 - the [sysctl] table makes these
+    before = setting.read(situation.host)
+    if want.value != AUTO:
+        return setting.change(before, want.value, exact=want.exact)
+    minimum = situation.needed(setting.key)
+    wanted = min(auto_value(minimum), SYSCTL_BOUNDS[setting.key][1])
+    return setting.change(before, wanted, exact=want.exact, minimum=minimum)
+
+
+def _boot_values(
+    changes: tuple[Change, ...], host: Host
+) -> tuple[list[tuple[Setting, Any]], list[str]]:
+    """What the sysctl.d drop-in says: each raised value, or what a file before it sets.
+
+    Where a file applied earlier at boot sets more (50-pid-max.conf's 4194304), the drop-in
+    says that: sorting after it, it must never lower it.
+    """
+    persisted: list[tuple[Setting, Any]] = []
+    warnings = []
+    for change in (c for c in changes if c.changes):
+        value = change.after
+        if change.action is Action.RAISE:
+            for path, earlier in earlier_values(host, change.setting.key):
+                if earlier > int(value):
+                    value = str(earlier)
+                    warnings.append(
+                        f"{shown(host, path)} sets {change.setting.key} = {earlier} at boot,"
+                        f" before {SYSCTL_FILE.path}: the drop-in keeps {earlier}, not"
+                        f" {change.after}"
+                    )
+        persisted.append((change.setting, value))
+    return persisted, warnings
 
 
 def _is_integer(text: str) -> bool:

@@ -22,18 +22,27 @@ from sysprep.facts import unit_drop_in
 from sysprep.settings import AUTO
 from sysprep.settings import Action
 from sysprep.settings import Change
+from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import auto_value
+from sysprep.settings import unjudged
+from sysprep.settings import verdict
 from sysprep.units import parse_size
 
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
+    from sysprep.settings import Situation
+    from sysprep.settings import Verdict
+    from sysprep.systemd import Unit
 
 # The properties a profile's [unit] table may raise; those taking sizes.
 PROPERTIES = ("TasksMax", "LimitNPROC", "LimitSTACK", "LimitNOFILE", "LimitMEMLOCK")
 _SIZES = frozenset({"LimitSTACK", "LimitMEMLOCK"})
 # TasksMax: a number; a Limit*=: (soft, hard). None: infinity.
 Value = int | None | tuple[int | None, int | None]
+# "auto" TasksMax leaves the service this many tasks beside the target's threads.
+_OWN_TASKS = 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class UnitSetting:
     name: str  # TasksMax, LimitNPROC, ...
     unit: str | None = None
     kind: ClassVar[str] = "units"
+    table: ClassVar[str | None] = "unit"
     takes_effect: ClassVar[str] = "at the service's next (re)start"
 
     @property
@@ -59,7 +69,10 @@ class UnitSetting:
 
         if self.unit is None:
             raise BadInputError(f"{self.key} is persisted for every service, not read")
-        unit = read_unit(host, self.unit)
+        return self.value_in(read_unit(host, self.unit))
+
+    def value_in(self, unit: Unit) -> Value:
+        """Its value in *unit* as systemd resolved it."""
         if self.name == "TasksMax":
             return unit.tasks_max
         return unit.rlimits[BY_SYSTEMD_PROPERTY[self.name].name]
@@ -74,6 +87,12 @@ class UnitSetting:
             return ":".join(_shown(v) for v in value)
         return _shown(value)
 
+    def typed(self, value: Value) -> object:
+        """A number, or null for infinity; {"soft", "hard"} for a Limit*=."""
+        if isinstance(value, tuple):
+            return {"soft": value[0], "hard": value[1]}
+        return value
+
     def entry(self, before: Value, after: Value) -> dict[str, Any]:
         """{"unit", "name", "before", "after"}; snapshots keep the drop-in itself instead."""
         return {
@@ -83,9 +102,82 @@ class UnitSetting:
             "after": _json(after),
         }
 
-    def document(self, change: Change) -> dict[str, Any] | None:  # noqa: ARG002
-        """Not listed in `apply --json`: the drop-in that persists it is."""
-        return None
+    def document(self, change: Change) -> dict[str, Any] | None:
+        """A property its drop-in raises: {"unit", "name", "before", "after", "action"}."""
+        return {**self.entry(change.before, change.after), "action": change.action.value}
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:  # noqa: ARG003
+        """Never recorded: a snapshot keeps the drop-in that sets it, byte for byte."""
+        raise ValueError(f"unit entry {entry!r}: a unit's properties are recorded by its drop-in")
+
+    @classmethod
+    def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:
+        """The drop-ins for the profile's [unit] table, raise-only against what systemd says.
+
+        With --unit, that service's drop-in; else, with --persist, every service's
+        DefaultTasksMax and the user slices'. Only where systemd runs.
+        """
+        host, unit = situation.host, situation.unit
+        if not wants:
+            if unit is None:
+                return Part()
+            note = (
+                f"--unit {unit}: {situation.profile_name} has no [unit] table, so the unit is"
+                " left as it is"
+            )
+            return Part(warnings=(note,))
+        if unit is None and not situation.persist:
+            return Part()
+        if not (host.is_live and host.runs_systemd):
+            if unit is not None:
+                _ = situation.service  # says why, in one line
+            note = "[unit]: systemd is not running here, so no unit or default was changed"
+            return Part(warnings=(note,))
+        service = situation.service
+        changes = []
+        for want in wants:
+            setting = cls(_property(want), service.name if service else None)
+            before = setting.value_in(service) if service else _default(setting.name, host)
+            changes.append(setting.change(before, _wanted(want, situation)))
+        raised = tuple(c for c in changes if c.changes)
+        notes = []
+        if service is not None and service.running and raised:
+            notes.append(
+                f"{service.name} is running: its new limits take effect when it restarts"
+                f" (`systemctl restart {service.name}`; sysprep restarts nothing unless"
+                " --restart)"
+            )
+        persisted = tuple((c.setting, c.after) for c in raised)
+        return Part(persisted=persisted, warnings=tuple(notes), shown=raised)
+
+    @classmethod
+    def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
+        """The --unit service's properties as systemd resolves them.
+
+        Without --unit, the manager's DefaultTasksMax where systemd runs; anything else
+        cannot be judged and is unknown.
+        """
+        host, service = situation.host, situation.service
+        verdicts = []
+        for want in wants:
+            wanted = _wanted(want, situation)
+            name = _property(want)
+            if service is not None:
+                setting = cls(name, service.name)
+                verdicts.append(verdict(setting.change(setting.value_in(service), wanted)))
+            elif name == "TasksMax" and host.is_live and host.runs_systemd:
+                verdicts.append(verdict(cls(name).change(_default(name, host), wanted)))
+            elif name == "TasksMax":
+                reason = (
+                    "systemd is not running here: no DefaultTasksMax to judge; judge the"
+                    " service with --unit where it runs"
+                )
+                verdicts.append(unjudged(cls(name), wanted, reason))
+            else:
+                reason = f"a service's {name}: give --unit NAME to judge one"
+                verdicts.append(unjudged(cls(name), wanted, reason))
+        return tuple(verdicts)
 
     def persisted(self, value: Value, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
         """The drop-in line: the unit's, or every service's default and the user slices'."""
@@ -134,6 +226,29 @@ class UnitSetting:
             after = _higher(before if not isinstance(before, tuple) else None, wanted)
         action = Action.KEEP if after == before else Action.RAISE
         return Change(self, before, after, action, wanted)
+
+
+def _property(want: Want) -> str:
+    """The property a [unit] entry names (TasksMax, LimitNOFILE)."""
+    setting = want.setting
+    assert isinstance(setting, UnitSetting)  # noqa: S101 - the [unit] table makes these
+    return setting.name
+
+
+def _wanted(want: Want, situation: Situation) -> Value:
+    """The profile's value; "auto" TasksMax: the target's threads and the service's own."""
+    if want.value == AUTO:
+        return auto_value(situation.threads + _OWN_TASKS)
+    return want.value  # type: ignore[no-any-return]
+
+
+def _default(name: str, host: Host) -> int | None:
+    """What every service gets now: DefaultTasksMax; other defaults are not raised."""
+    from sysprep.systemd import default_tasks_max
+
+    if name != "TasksMax":
+        raise BadInputError(f"[unit] {name} needs --unit: only TasksMax has a default raised")
+    return default_tasks_max(host)
 
 
 def _higher(now: int | None, wanted: int | None) -> int | None:

@@ -9,6 +9,8 @@ from sysprep.cli import run
 from sysprep.errors import ExitCode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
     from tests.fakehost import FakeHost
@@ -27,19 +29,32 @@ def test_stock_host_is_not_compliant(fake: FakeHost, capsys: pytest.CaptureFixtu
     settings = {s["key"]: s for s in document["profile"]["settings"]}
     assert document["profile"]["compliant"] is False
     assert settings["kernel.pid_max"]["ok"] is False
-    assert settings["kernel.pid_max"]["actual"] == "32768"
+    assert settings["kernel.pid_max"]["actual"] == 32768  # numbers as numbers
+    assert settings["kernel.pid_max"]["expected"] > 1_000_000  # what the target needs
     assert document["target"]["threads"] == 1_000_000
     assert document["target"]["stack_bytes"] == 256 * 1024  # the profile's stack
 
 
 def test_higher_values_count_as_in_place(
-    fake: FakeHost, capsys: pytest.CaptureFixture[str]
+    fake: FakeHost, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """Raise-only: values above the profile's (a distro's 4194304) are compliant."""
-    fake.set_sysctl("kernel.pid_max", 4194304).set_sysctl("kernel.threads-max", 4194304)
-    fake.set_sysctl("vm.max_map_count", 2147483642)
-    document = check_profile(fake, capsys)
-    assert document["profile"]["compliant"] is True
+    """Raise-only: values above the profile's (a distro's 4194304) are compliant, and with
+    the host ready for the target, check --profile exits 0."""
+    profile = tmp_path / "raised.toml"
+    profile.write_text(
+        '[target]\nthreads = 1000\n[sysctl]\n"kernel.pid_max" = 65536\n'
+        '"vm.max_map_count" = "auto"\n[rlimits]\nnofile = 4096\n'
+    )
+    fake.set_sysctl("kernel.pid_max", 4194304).set_sysctl("vm.max_map_count", 2147483642)
+    fake.set_limits(RLIMIT_NOFILE=(8192, 524288))
+    capsys.readouterr()
+    code = run(["--root", str(fake.root), "check", "--profile", str(profile), "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document["profile"]["compliant"] is True, document["profile"]
+    assert code == ExitCode.OK
+    nofile = next(s for s in document["profile"]["settings"] if s["kind"] == "rlimits")
+    assert nofile["expected"] == {"soft": 4096, "hard": 4096}
+    assert nofile["actual"] == {"soft": 8192, "hard": 524288}
 
 
 def test_capacity_after_apply_for_root(fake: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:

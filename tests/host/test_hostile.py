@@ -126,7 +126,9 @@ def _snapshots() -> list[tuple[str, object]]:
         ("future-schema", _snapshot(schema_version=99)),
         ("no-schema", {k: v for k, v in _snapshot().items() if k != "schema_version"}),
         ("bad-state", _snapshot(state="weird")),
-        ("no-sysctls", {k: v for k, v in _snapshot().items() if k != "sysctls"}),
+        # A list of a kind this sysprep does not know (a later version's): never half-reverted.
+        ("unknown-kind", {**_snapshot(), "module_parameters": [{"key": "toy.depth"}]}),
+        ("files-dict", _snapshot(files={"a": 1})),
         ("sysctls-dict", _snapshot(sysctls={"a": 1})),
         ("key-escapes", _snapshot(sysctls=[{**sysctl, "key": "../../etc/shadow"}])),
         ("key-int", _snapshot(sysctls=[{**sysctl, "key": 5}])),

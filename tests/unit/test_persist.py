@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sysprep.persist import later_overrides
 from sysprep.plan import build_plan
 from sysprep.profile import load
 from sysprep.settings.files import FileSetting
 from sysprep.settings.sysctl import SysctlSetting
+from sysprep.settings.sysctl_d import later_overrides
 
 SYSCTL_FILE = "/etc/sysctl.d/90-sysprep.conf"
 

@@ -1,47 +1,23 @@
-"""The owned files that make a profile survive reboot and new logins, and what would beat them."""
+"""sysctl.d at boot: the files `sysctl --system` applies, in order, and what each sets.
+
+A drop-in of sysprep's sorts among them by name: what a file before it sets, it must never
+lower; what a file after it (or /etc/sysctl.conf) sets wins at boot, and apply says so.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Any
 
 from sysprep.facts import SYSCTL_FILE
-from sysprep.settings.files import FileSetting
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from sysprep.facts import OwnedFile
     from sysprep.host import Host
-    from sysprep.settings import Change
-    from sysprep.settings import Setting
 
 # sysctl.d(5): files from all these directories are applied in order of their names;
 # procps' `sysctl --system` applies /etc/sysctl.conf after them all.
 _SLASHES_TO_DOTS = str.maketrans("/.", "./")
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
-
-
-def owned_files(
-    profile: str, persisted: Sequence[tuple[Setting, Any]], host: Host
-) -> tuple[Change, ...]:
-    """The changes to the owned files that persist each (setting, value), one file per kind.
-
-    Each setting says its own lines (Setting.persisted); a file holds a header, its
-    preamble and their lines, in the order given.
-    """
-    header = f"# Written by `sysprep apply {profile} --persist`; `sysprep revert` removes it.\n"
-    lines: dict[OwnedFile, list[str]] = {}
-    for setting, value in persisted:
-        for owned, line in setting.persisted(value, host):
-            lines.setdefault(owned, []).append(line)
-    changes = []
-    for owned, body in lines.items():
-        setting = FileSetting(owned.path)
-        content = (header + owned.preamble + "".join(body)).encode()
-        changes.append(setting.change(setting.read(host), content))
-    return tuple(changes)
 
 
 def boot_order(host: Host) -> list[Path]:
