@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import NamedTuple
 
 from sysprep.limits.base import Reading
@@ -68,8 +69,13 @@ def check(
     limits: Sequence[Limit] | None = None,
     cost: ThreadCost | None = None,
     unit: Unit | None = None,
+    known: dict[str, Any] | None = None,
 ) -> Assessment:
-    """Read every limit of *host* for *target* (read-only) and assess them."""
+    """Read every limit of *host* for *target* (read-only) and assess them.
+
+    *limits*: these instead of the registry's (watch reads a few); *known*: facts already
+    read (Inspection).
+    """
     if limits is None:
         from sysprep.limits import ALL_LIMITS  # the registry imports every thread limit
 
@@ -78,7 +84,7 @@ def check(
             from sysprep.limits.network import NETWORK_LIMITS
 
             limits = (*limits, *NETWORK_LIMITS)
-    inspection = Inspection(host, target, cost, unit)
+    inspection = Inspection(host, target, cost, unit, known=known)
     if target.threads and inspection.child_pid_namespace:
         from sysprep.limits.sysctl import ParentPidMax
 

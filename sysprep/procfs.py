@@ -236,12 +236,21 @@ def write_state(path: Path, state: FileState) -> None:
 
 
 def write_atomic(
-    path: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None = None
+    path: Path,
+    data: bytes,
+    *,
+    mode: int,
+    owner: tuple[int, int] | None = None,
+    make_parents: bool = True,
 ) -> None:
-    """Replace *path* so that a crash leaves the old content or the new, never a mix."""
+    """Replace *path* so that a crash leaves the old content or the new, never a mix.
+
+    *make_parents*: create missing parent directories first (else they must exist).
+    """
     import tempfile  # only apply and revert write: keep it off check's import path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:

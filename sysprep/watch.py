@@ -1,174 +1,139 @@
 """`sysprep watch`: a running process's headroom on every limit, as it moves.
 
-Cheap enough to run every second beside a process with 100,000 threads: the kernel's own
-counts (Threads:, /proc/loadavg, pids.current, the fd directory) and psutil for the process;
-never a walk over its threads. Its mappings are counted every MAPS_EVERY seconds, and in
-between estimated from its new threads (mappings per thread stack).
+A view of check's own model: each refresh reads the same limits (limits/) through the same
+Inspection, so watch and `check --pid` show the same current value and the same in-use count
+at the same moment; watch adds the rate and the time left. Cheap enough to run every second
+beside a process with 100,000 threads: the kernel's own counts (Threads:, /proc/loadavg,
+pids.current, the fd directory), never a walk over its threads. Its mappings are counted
+every MAPS_EVERY seconds and in between estimated from its new threads; its runtime is
+recognised once.
 """
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import NamedTuple
 
-from sysprep.facts import RESERVED_PIDS
+from sysprep.capacity import check
+from sysprep.limits.base import Status
+from sysprep.limits.base import Target
+from sysprep.limits.cgroup import PidsMax
+from sysprep.limits.memory import MemAvailable
+from sysprep.limits.memory import MemoryCgroup
+from sysprep.limits.network import Nofile
+from sysprep.limits.rlimit import Nproc
+from sysprep.limits.sysctl import MaxMapCount
+from sysprep.limits.sysctl import PidMax
+from sysprep.limits.sysctl import ThreadsMax
 
 if TYPE_CHECKING:
     from sysprep.host import Host
+    from sysprep.limits.base import Reading
+    from sysprep.runtimes import RuntimeUse
 
 MAPS_EVERY = 10.0  # seconds between two real counts of a big process's mappings
-
-
-class Row(NamedTuple):
-    """One limit now: what it allows, what is used, in what."""
-
-    limit: str
-    used: int
-    limit_value: int | None  # None: unlimited
-    counts: str  # threads, mappings, fds, bytes
-
-    @property
-    def headroom(self) -> int | None:
-        """What is left; None when unlimited."""
-        return None if self.limit_value is None else self.limit_value - self.used
-
-    @property
-    def headroom_pct(self) -> float | None:
-        """What is left, in % of the limit."""
-        if self.limit_value is None or self.limit_value <= 0:
-            return None
-        return 100.0 * max(self.limit_value - self.used, 0) / self.limit_value
+# The limits a running process uses up as it grows: its threads, mappings, fds and memory.
+# check adds kernel.pid_max of the parent namespaces and Go's own limit where they apply.
+WATCHED = (
+    ThreadsMax(),
+    PidMax(),
+    PidsMax(),
+    Nproc(),
+    MaxMapCount(),
+    Nofile(),
+    MemAvailable(),
+    MemoryCgroup(),
+)
 
 
 class Sample(NamedTuple):
-    """Every row at one moment."""
+    """Every watched limit's reading at one moment."""
 
     at: float
-    rows: tuple[Row, ...]
+    readings: tuple[Reading, ...]
+
+    @property
+    def shown(self) -> tuple[Reading, ...]:
+        """The readings with a use to follow: read, and counting something in use."""
+        return tuple(
+            r for r in self.readings if r.status is not Status.UNKNOWN and r.in_use is not None
+        )
+
+    @property
+    def unknown(self) -> tuple[Reading, ...]:
+        """The limits that could not be read, each with its reason."""
+        return tuple(r for r in self.readings if r.status is Status.UNKNOWN)
 
 
 class Trend(NamedTuple):
-    """A row with how fast it moves and how long it lasts at that pace."""
+    """A reading with how fast its use moves and how long its room lasts at that pace."""
 
-    row: Row
+    reading: Reading
     per_second: float | None
     seconds_left: float | None
 
 
 class Watcher:
-    """Samples one process (or the shell's next one) again and again."""
+    """Samples one running process again and again."""
 
     def __init__(self, host: Host, pid: int) -> None:
-        import psutil  # only watch needs it: off check's import path
-
         self.host = host
         self.pid = pid
-        self.process = psutil.Process(pid)
+        self._runtime: RuntimeUse | None = None
         self._maps: tuple[float, int, int] | None = None  # when, mappings, threads then
 
     def sample(self) -> Sample:
-        """Every limit's use now."""
-        host, process = self.host, self.process
-        threads = process.num_threads()
-        tasks = host.tasks_total()
-        rows = [
-            Row("kernel.threads-max", tasks, host.sysctl_int("kernel.threads-max"), "threads"),
-            Row(
-                "kernel.pid_max",
-                tasks - host.pids_taken(1, RESERVED_PIDS),
-                host.sysctl_int("kernel.pid_max") - RESERVED_PIDS,
-                "threads",
-            ),
-        ]
-        rows += self._pids_rows()
-        soft_nproc = process.rlimit(_resource("RLIMIT_NPROC"))[0]
-        uid = process.uids().real
-        if soft_nproc >= 0 and uid != 0:
-            rows.append(Row("RLIMIT_NPROC", _tasks_of(host, uid), soft_nproc, "threads"))
-        rows.append(
-            Row(
-                "vm.max_map_count",
-                self._mappings(threads),
-                host.sysctl_int("vm.max_map_count"),
-                "mappings",
-            )
-        )
-        soft_nofile = process.rlimit(_resource("RLIMIT_NOFILE"))[0]
-        rows.append(
-            Row(
-                "RLIMIT_NOFILE", process.num_fds(), None if soft_nofile < 0 else soft_nofile, "fds"
-            )
-        )
-        meminfo = host.meminfo()
-        rows.append(
-            Row(
-                "memory",
-                meminfo["MemTotal"] - meminfo["MemAvailable"],
-                meminfo["MemTotal"],
-                "bytes",
-            )
-        )
-        return Sample(time.monotonic(), tuple(rows))
-
-    def _pids_rows(self) -> list[Row]:
-        levels = self.host.cgroup_levels(self.pid, "pids") or []
-        tightest: Row | None = None
-        for level in levels:
-            try:
-                text = (level / "pids.max").read_text().strip()
-                current = int((level / "pids.current").read_text())
-            except OSError:  # a level without the controller has no limit
-                continue
-            if text == "max":
-                continue
-            row = Row("pids.max", current, int(text), "threads")
-            if tightest is None or (row.headroom or 0) < (tightest.headroom or 0):
-                tightest = row
-        return [tightest] if tightest else []
-
-    def _mappings(self, threads: int) -> int:
-        """Counted every MAPS_EVERY seconds; in between, 2 more per new thread stack."""
+        """Every watched limit now, as check reads it."""
         now = time.monotonic()
+        known: dict[str, Any] = {}
+        if self._runtime is not None:
+            known["runtime"] = self._runtime
+            known["mappings"] = self._mappings(now, self._runtime)
+        target = Target(threads=1, pid=self.pid, connections=1)
+        assessment = check(self.host, target, limits=WATCHED, known=known)
+        self._runtime = assessment.runtime
+        if self._maps is None and self._runtime is not None:  # counted by this first read
+            self._remember_maps(now, assessment.readings)
+        return Sample(now, assessment.readings)
+
+    def _mappings(self, now: float, runtime: RuntimeUse) -> int:
+        """Counted every MAPS_EVERY seconds; in between, the new threads' mappings added."""
+        threads = int(self.host.status(self.pid)["Threads"])
         if self._maps is None or now - self._maps[0] >= MAPS_EVERY:
             self._maps = (now, self.host.maps(self.pid).mappings, threads)
         _, counted, threads_then = self._maps
-        return counted + 2 * (threads - threads_then)
+        per_thread = runtime.maps_per_thread(2)  # glibc's worst case between two counts
+        return counted + per_thread * (threads - threads_then)
+
+    def _remember_maps(self, now: float, readings: tuple[Reading, ...]) -> None:
+        maps = next((r for r in readings if r.made_by(MaxMapCount)), None)
+        if maps is not None and maps.in_use is not None:
+            self._maps = (now, maps.in_use, int(self.host.status(self.pid)["Threads"]))
 
 
 def trends(before: Sample | None, now: Sample) -> list[Trend]:
-    """Each row with its rate since *before* and the seconds left at that rate."""
-    previous = {row.limit: row for row in before.rows} if before else {}
+    """Each shown reading with its rate since *before* and the seconds left at that rate."""
+    previous = {_identity(r): r for r in before.shown} if before else {}
     result = []
-    for row in now.rows:
-        old = previous.get(row.limit)
-        if before is None or old is None or now.at <= before.at:
-            result.append(Trend(row, None, None))
+    for reading in now.shown:
+        old = previous.get(_identity(reading))
+        if before is None or old is None or old.in_use is None or now.at <= before.at:
+            result.append(Trend(reading, None, None))
             continue
-        rate = (row.used - old.used) / (now.at - before.at)
-        left = row.headroom / rate if rate > 0 and row.headroom is not None else None
-        result.append(Trend(row, rate, left))
+        rate = ((reading.in_use or 0) - old.in_use) / (now.at - before.at)
+        room = reading.room
+        left = room / rate if rate > 0 and room is not None else None
+        result.append(Trend(reading, rate, left))
     return result
 
 
-def warnings(sample: Sample, warn_pct: float) -> list[Row]:
-    """The rows with less headroom than *warn_pct* % of their limit."""
-    return [r for r in sample.rows if r.headroom_pct is not None and r.headroom_pct < warn_pct]
+def warnings(sample: Sample, warn_pct: float) -> list[Reading]:
+    """The readings with less room than *warn_pct* % of their limit."""
+    return [r for r in sample.shown if r.ratio is not None and 100 * r.ratio < warn_pct]
 
 
-def _tasks_of(host: Host, uid: int) -> int:
-    total = 0
-    for pid in host.pids():
-        try:
-            status = host.status(pid)
-            if int(status["Uid"].split()[0]) == uid:
-                total += int(status["Threads"])
-        except (OSError, KeyError, ValueError):  # noqa: PERF203 - exited while we looked
-            continue
-    return total
-
-
-def _resource(name: str) -> int:
-    import psutil
-
-    return int(getattr(psutil, name))
+def _identity(reading: Reading) -> tuple[type, str]:
+    """The same limit in two samples: by its class (and name, for several of one class)."""
+    return type(reading.limit), reading.name

@@ -113,16 +113,17 @@ def check(
         unit=unit,
         runtime=runtime,
     )
-    if prometheus is not None:
-        from pathlib import Path
-
-        from sysprep.render.prometheus import write_prometheus
-
-        write_prometheus(result, Path(prometheus))
     if as_json:
         print_json(check_document(result))
     else:
         print_check(result)
+    if prometheus is not None:  # after the report: it is printed even when this fails
+        from pathlib import Path
+
+        from sysprep.render.prometheus import check_text
+        from sysprep.render.prometheus import write_textfile
+
+        write_textfile(Path(prometheus), check_text(result))
     return ExitCode.OK if result.ok else ExitCode.NOT_READY
 
 
@@ -268,9 +269,11 @@ def watch(
     from pathlib import Path
 
     from sysprep.render import print_json
+    from sysprep.render.prometheus import check_path
+    from sysprep.render.prometheus import watch_text
+    from sysprep.render.prometheus import write_textfile
     from sysprep.render.watch import watch_document
     from sysprep.render.watch import watch_table
-    from sysprep.render.watch import write_watch_prometheus
     from sysprep.watch import Watcher
     from sysprep.watch import trends
     from sysprep.watch import warnings
@@ -278,35 +281,39 @@ def watch(
     host = ctx.obj.host
     if (pid is None) == (unit is None):
         raise BadInputError("watch needs one of --pid or --unit")
+    unit_name = ""
     if unit is not None:
         from sysprep.systemd import read_unit
 
         service = read_unit(host, unit)
         if not service.running:
             raise BadInputError(f"{service.name} is not running: nothing to watch")
-        pid = service.main_pid
+        pid, unit_name = service.main_pid, service.name
     assert pid is not None  # noqa: S101 - one of the two was given
     host.require_process(pid)
+    textfile = None if prometheus is None else Path(prometheus)
+    if textfile is not None:
+        check_path(textfile)  # refused before the first refresh, not after
     watcher = Watcher(host, pid)
     before, now = None, watcher.sample()
     if once or as_json:
         shown_trends = trends(None, now)
-        if prometheus:
-            write_watch_prometheus(shown_trends, Path(prometheus))
         if as_json:
-            print_json(watch_document(pid, shown_trends, warn))
+            print_json(watch_document(pid, now, shown_trends, warn))
         else:
             from rich.console import Console
 
-            Console(highlight=False).print(watch_table(pid, shown_trends, warn))
+            Console(highlight=False).print(watch_table(pid, now, shown_trends, warn))
+        if textfile is not None:
+            write_textfile(textfile, watch_text(now.readings, shown_trends, unit_name))
         return ExitCode.NOT_READY if warnings(now, warn) else ExitCode.OK
     from rich.live import Live
 
-    with Live(watch_table(pid, trends(None, now), warn), auto_refresh=False) as live:
+    with Live(watch_table(pid, now, trends(None, now), warn), auto_refresh=False) as live:
         while True:
             time.sleep(interval)
             before, now = now, watcher.sample()
             shown_trends = trends(before, now)
-            if prometheus:
-                write_watch_prometheus(shown_trends, Path(prometheus))
-            live.update(watch_table(pid, shown_trends, warn), refresh=True)
+            if textfile is not None:
+                write_textfile(textfile, watch_text(now.readings, shown_trends, unit_name))
+            live.update(watch_table(pid, now, shown_trends, warn), refresh=True)

@@ -1,20 +1,26 @@
-"""check --prometheus FILE: node_exporter's textfile format, parsed by Prometheus's own parser."""
+"""--prometheus FILE: node_exporter's textfile format, parsed by Prometheus's own parser and
+checked by promtool; written only where a textfile may be."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import stat
+import subprocess
 from typing import TYPE_CHECKING
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sysprep.cli import run
 from sysprep.errors import ExitCode
+from tests.conftest import readable_tempdir
+from tests.nobody import run_as_nobody
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from tests.fakehost import FakeHost
 
@@ -25,6 +31,10 @@ def metrics(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
         for family in text_string_to_metric_families(path.read_text())
     }
+
+
+def limit(name: str) -> tuple[tuple[str, str], ...]:
+    return (("limit", name), ("unit", ""))
 
 
 def test_the_figures_are_checks(
@@ -39,23 +49,162 @@ def test_the_figures_are_checks(
     assert code == ExitCode.NOT_READY
     document = json.loads(capsys.readouterr().out)
     found = metrics(out)
-    labels = (("counts", "threads"), ("limit", "kernel.pid_max"), ("unit", ""))
     pid_max = next(r for r in document["limits"] if r["name"] == "kernel.pid_max")
-    assert found["sysprep_limit_current"][labels] == pid_max["current"]
-    assert found["sysprep_limit_in_use"][labels] == pid_max["in_use"]
-    assert found["sysprep_limit_headroom"][labels] == pid_max["allows"]
-    pids = (("counts", "threads"), ("limit", "pids.max"), ("unit", ""))
-    assert math.isinf(found["sysprep_limit_headroom"][pids])
+    assert found["sysprep_limit_current"][limit("kernel.pid_max")] == pid_max["current"]
+    assert found["sysprep_limit_in_use"][limit("kernel.pid_max")] == pid_max["in_use"]
+    headroom = found["sysprep_limit_headroom"]
+    assert headroom[(("counts", "threads"), *limit("kernel.pid_max"))] == pid_max["allows"]
+    assert math.isinf(headroom[(("counts", "threads"), *limit("pids.max"))])
     assert found["sysprep_capacity"][()] == document["capacity"]
     assert found["sysprep_ready"][()] == 0
     assert found["sysprep_per_thread_bytes"][()] == document["per_thread_bytes"]
     assert [p.name for p in out.parent.iterdir()] == ["sysprep.prom"]
 
 
-def test_an_unreadable_limit_is_nan(fake: FakeHost, tmp_path: Path) -> None:
-    """A limit that could not be read is NaN: never a number a dashboard could trust."""
+def test_bytes_and_counts_are_separate_families(fake: FakeHost, tmp_path: Path) -> None:
+    """One unit per metric name: memory and the byte rlimits in *_bytes, counts apart; a
+    value not known or not applying is left out, never +Inf."""
+    out = tmp_path / "sysprep.prom"
+    run(["--root", str(fake.root), "-q", "check", "--prometheus", str(out)])
+    found = metrics(out)
+    counts, in_bytes = found["sysprep_limit_current"], found["sysprep_limit_current_bytes"]
+    assert limit("memory") in in_bytes
+    assert limit("memory") not in counts
+    assert limit("kernel.threads-max") in counts
+    assert limit("RLIMIT_STACK") in in_bytes
+    in_use = {**found["sysprep_limit_in_use"], **found["sysprep_limit_in_use_bytes"]}
+    assert not any(math.isinf(v) for v in in_use.values())
+    assert limit("RLIMIT_STACK") not in in_use  # no use to report: the line is left out
+    headroom = found["sysprep_limit_headroom"]
+    assert (("counts", "threads"), *limit("RLIMIT_STACK")) not in headroom  # never binds
+    ratios = found["sysprep_limit_headroom_ratio"]
+    assert ratios
+    assert all(0 <= v <= 1 for v in ratios.values())
+
+
+def test_an_unreadable_limit_has_no_value_and_says_unknown(fake: FakeHost, tmp_path: Path) -> None:
+    """A limit that could not be read has no value line at all (never a number a dashboard
+    could trust), and its status says unknown."""
     (fake.root / "proc/sys/vm/max_map_count").unlink()
     out = tmp_path / "sysprep.prom"
     run(["--root", str(fake.root), "-q", "check", "--prometheus", str(out)])
-    labels = (("counts", "threads"), ("limit", "vm.max_map_count"), ("unit", ""))
-    assert math.isnan(metrics(out)["sysprep_limit_current"][labels])
+    found = metrics(out)
+    assert limit("vm.max_map_count") not in found["sysprep_limit_current"]
+    status = found["sysprep_limit_status"]
+    assert status[(*limit("vm.max_map_count")[:1], ("status", "unknown"), ("unit", ""))] == 1
+    assert status[(*limit("vm.max_map_count")[:1], ("status", "ok"), ("unit", ""))] == 0
+    assert "sysprep_capacity" not in found  # not known while a limit is not
+
+
+def test_profile_compliance_is_a_family(fake: FakeHost, tmp_path: Path) -> None:
+    """--profile adds sysprep_profile_compliant{profile}."""
+    out = tmp_path / "sysprep.prom"
+    run(["--root", str(fake.root), "-q", "check", "--profile", "elasticsearch",
+         "--prometheus", str(out)])  # fmt: skip
+    assert metrics(out)["sysprep_profile_compliant"] == {(("profile", "elasticsearch"),): 0}
+
+
+def test_promtool_finds_nothing_to_lint(fake: FakeHost, tmp_path: Path) -> None:
+    """promtool check metrics (Prometheus's own linter) is clean, with a profile and
+    connections too."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (.ci/run installs it)")
+    out = tmp_path / "sysprep.prom"
+    run(["--root", str(fake.root), "-q", "check", "--profile", "million-connections",
+         "--prometheus", str(out)])  # fmt: skip
+    done = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=out.read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, ""), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("what", ["fifo", "symlink", "directory", "socket", "device", "other"])
+def test_only_a_regular_file_of_its_own_is_replaced(
+    fake: FakeHost, tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    """A FIFO, a symlink (as /dev/stdout is), a directory, a socket, a device node (made
+    with mknod here, never the real /dev/null) or another user's file at the path: one line,
+    exit 2, the thing untouched; the report is printed all the same."""
+    path = tmp_path / "target"
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "symlink":
+        (tmp_path / "elsewhere").write_text("x")
+        path.symlink_to(tmp_path / "elsewhere")
+    elif what == "directory":
+        path.mkdir()
+    elif what == "socket":
+        import socket
+
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.close()
+    elif what == "device":
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    else:
+        path.write_text("someone else's\n")
+        if os.geteuid() != 0:
+            pytest.skip("chown needs root")
+        os.chown(path, 65534, 65534)
+    before = path.lstat()
+    capsys.readouterr()
+    code = run(["--root", str(fake.root), "check", "--prometheus", str(path)])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.BAD_INPUT
+    assert "can this host run" in out.lower()  # the report, before the refusal
+    assert err.count("\n") == 1
+    assert err.startswith(f"sysprep: error: --prometheus {path}: refusing")
+    after = path.lstat()
+    assert (after.st_mode, after.st_ino, after.st_uid) == (
+        before.st_mode,
+        before.st_ino,
+        before.st_uid,
+    )
+
+
+@pytest.mark.parametrize("where", ["missing", "proc", "sys", "readonly"])
+def test_a_textfile_goes_only_into_a_directory_that_is_there(
+    fake: FakeHost, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A missing parent directory is never created; /proc and /sys are the kernel's; a
+    directory the caller may not write says so. One line each, exit 2, -q keeps the code."""
+    path = {
+        "missing": tmp_path / "no" / "such" / "sysprep.prom",
+        "proc": tmp_path / "proc-link" / "sysprep.prom",
+        "sys": tmp_path / "sys-link" / "sysprep.prom",
+        "readonly": tmp_path / "ro" / "sysprep.prom",
+    }[where]
+    if where == "proc":
+        (tmp_path / "proc-link").symlink_to("/proc/sys/kernel")
+    elif where == "sys":
+        (tmp_path / "sys-link").symlink_to("/sys/kernel")
+    elif where == "readonly":
+        (tmp_path / "ro").mkdir(mode=0o555)
+    if where == "readonly" and os.geteuid() == 0:  # root writes any directory: be nobody
+        with readable_tempdir() as tree:
+            shutil.copytree(fake.root, tree / "host", symlinks=True)
+            (tree / "ro").mkdir(mode=0o755)
+            args = ["--root", str(tree / "host"), "-q", "check"]
+            done = run_as_nobody([*args, "--prometheus", str(tree / "ro/sysprep.prom")])
+            assert done.returncode == ExitCode.BAD_INPUT, done.stderr
+            assert not (tree / "ro/sysprep.prom").exists()
+        return
+    capsys.readouterr()
+    code = run(["--root", str(fake.root), "-q", "check", "--prometheus", str(path)])
+    assert code == ExitCode.BAD_INPUT
+    assert not (tmp_path / "no").exists()
+
+
+def test_an_own_file_is_replaced(fake: FakeHost, tmp_path: Path) -> None:
+    """The caller's own regular file (last refresh's) is replaced atomically."""
+    path = tmp_path / "sysprep.prom"
+    path.write_text("old\n")
+    assert run(["--root", str(fake.root), "-q", "check", "--prometheus", str(path)]) in (0, 1)
+    assert "sysprep_ready" in path.read_text()

@@ -64,3 +64,44 @@ def test_it_needs_a_process() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "sysprep: error: watch needs one of --pid or --unit"
+
+
+def test_watch_and_check_read_the_same_model(pids_cgroup: Path) -> None:
+    """For the same holder at the same moment, watch --once --json and check --pid --json
+    give every limit the same current value and the same in-use count: one model, two views.
+    (The host-wide task count may move between the two runs: a few kernel tasks at most.)"""
+    cgroup = pids_cgroup
+    holder = None
+    try:
+
+        def join() -> None:
+            (cgroup / "cgroup.procs").write_text("0\n")
+            (cgroup / "pids.max").write_text("120\n")
+
+        holder = held(join)
+        pid = str(holder.pid)
+        base = [sys.executable, "-m", "sysprep"]
+        watched = subprocess.run(
+            [*base, "watch", "--pid", pid, "--once", "--json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        checked = subprocess.run(
+            [*base, "check", "--pid", pid, "--json", "--threads", "1", "--connections", "1"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        rows = {row["limit"]: row for row in json.loads(watched.stdout)["limits"]}
+        limits = {r["name"]: r for r in json.loads(checked.stdout)["limits"]}
+        assert set(rows) >= {"kernel.threads-max", "kernel.pid_max", "pids.max",
+                             "vm.max_map_count", "RLIMIT_NOFILE", "memory"}  # fmt: skip
+        for name, row in rows.items():
+            assert row["limit_value"] == limits[name]["current"] or name == "memory", name
+            if name in ("kernel.threads-max", "kernel.pid_max", "memory"):  # host-wide
+                continue
+            assert row["used"] == limits[name]["in_use"], name
+        assert (rows["pids.max"]["used"], rows["pids.max"]["limit_value"]) == (120, 120)
+        for name in ("kernel.threads-max", "kernel.pid_max"):
+            assert abs(rows[name]["used"] - limits[name]["in_use"]) <= 5, name
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
