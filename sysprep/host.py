@@ -10,6 +10,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sysprep import durable
 from sysprep import procfs
 from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
+    from sysprep.durable import FileState
     from sysprep.pidns import Level
-    from sysprep.procfs import FileState
 
 # sysctl(8) names swap "." and "/" relative to /proc/sys paths ("net.ipv4.conf.eth0/1.rp_filter").
 _DOTS_TO_SLASHES = str.maketrans("./", "/.")
@@ -111,19 +112,19 @@ class Host(ProcessReads):
     def read_etc(self, path: str) -> FileState:
         """A path under /etc as it is: its bytes, mode and owner, a symlink, or absent."""
         top = self.etc_path("/")
-        state = procfs.read_state(self.etc_path(path), top)
+        state = durable.read_state(self.etc_path(path), top)
         missing = tuple(f"/{Path(d).relative_to(top)}" for d in state.missing)
         return state._replace(missing=missing)
 
     def remove_stale_etc_temps(self, path: str) -> list[Path]:
         """Temp files a killed write of /etc/... left behind, removed."""
-        return procfs.remove_stale_temps(self.etc_path(path))
+        return durable.remove_stale_temps(self.etc_path(path))
 
     def write_etc(self, path: str, state: FileState) -> None:
         """Make a path under /etc be *state*, atomically and durably."""
         target = self.etc_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        procfs.write_state(
+        durable.write_state(
             target, state._replace(missing=tuple(map(str, map(self.etc_path, state.missing))))
         )
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sysprep.durable import write_atomic
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.errors import NeedsRootError
 from sysprep.errors import SysprepError
 from sysprep.facts import OWNED_FILES
 from sysprep.facts import unit_drop_in
-from sysprep.procfs import write_atomic
 from sysprep.settings.kinds import KINDS
 
 if TYPE_CHECKING:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
+    from tests.realsystemd import Systemd
+
 PROC_SYS = Path("/proc/sys")
 # Where every test on the real kernel starts: a stock kernel's defaults (this VM's), written
 # before each one whatever the host had, so that a host whose limits are already raised (a
@@ -86,6 +88,18 @@ def pids_cgroup() -> Iterator[Path]:
         yield path
     finally:
         path.rmdir()
+
+
+@pytest.fixture(scope="module")
+def systemd() -> Iterator[Systemd]:
+    """A real systemd, booted once per test module as ../shared/REAL-HOSTS.md says."""
+    from tests.realsystemd import SYSTEMD
+    from tests.realsystemd import booted_systemd
+
+    if not SYSTEMD.exists() or not shutil.which("nsenter"):
+        pytest.skip("no systemd to boot here")
+    with booted_systemd() as booted:
+        yield booted
 
 
 @pytest.fixture(name="fake")

@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sysprep.procfs import FileState
+from sysprep.durable import FileState
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import print_json
 from sysprep.render.probe import print_probe

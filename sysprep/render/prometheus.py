@@ -23,9 +23,9 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sysprep.durable import write_atomic
 from sysprep.errors import BadInputError
 from sysprep.limits.base import Status
-from sysprep.procfs import write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
+from sysprep.durable import FileState
 from sysprep.errors import BadInputError
 from sysprep.facts import owned_file
-from sysprep.procfs import FileState
 from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Part

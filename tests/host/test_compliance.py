@@ -24,14 +24,13 @@ from sysprep.cli import run
 from sysprep.facts import RLIMITS
 from sysprep.profile import SHIPPED_DIRS
 from tests.host.test_schemas import validate
-from tests.realsystemd import SYSTEMD
-from tests.realsystemd import Systemd
-from tests.realsystemd import booted_systemd
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
     from pathlib import Path
+
+    from tests.realsystemd import Systemd
 
 pytestmark = pytest.mark.root
 
@@ -137,14 +136,6 @@ def test_compliant_and_ready_exits_0(
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 8192))
     code, document = check(capsys, "--pid", str(pid), "--profile", str(profile))
     assert (code, document["ready"], document["profile"]["compliant"]) == (1, True, False)
-
-
-@pytest.fixture(scope="module")
-def systemd() -> Iterator[Systemd]:
-    if not SYSTEMD.exists() or not shutil.which("nsenter"):
-        pytest.skip("no systemd to boot here")
-    with booted_systemd() as booted:
-        yield booted
 
 
 def _properties(document: dict[str, Any]) -> str:

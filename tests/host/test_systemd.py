@@ -14,24 +14,15 @@ from sysprep.probe_runner import probe_path
 from tests import programs
 from tests.host.test_schemas import validate
 from tests.nobody import run_as_nobody
-from tests.realsystemd import SYSTEMD
-from tests.realsystemd import Systemd
-from tests.realsystemd import booted_systemd
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tests.realsystemd import Systemd
+
 pytestmark = pytest.mark.root
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-@pytest.fixture(scope="module")
-def systemd() -> Iterator[Systemd]:
-    if not SYSTEMD.exists() or not shutil.which("nsenter"):
-        pytest.skip("no systemd to boot here")
-    with booted_systemd() as booted:
-        yield booted
 
 
 def _unit(systemd: Systemd, name: str, body: str) -> None:

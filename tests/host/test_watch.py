@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,22 +17,33 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.host.test_explain import held
 from tests.host.test_schemas import validate
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 pytestmark = pytest.mark.root
+
+
+@contextlib.contextmanager
+def holding(cgroup: Path, tasks: int) -> Iterator[subprocess.Popen[str]]:
+    """A holder of threads in *cgroup*, stopped by its pids.max of *tasks*; killed after."""
+
+    def join() -> None:
+        (cgroup / "cgroup.procs").write_text("0\n")
+        (cgroup / "pids.max").write_text(f"{tasks}\n")
+
+    holder = held(join)
+    try:
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_once_json_reports_the_cgroup_headroom_and_warns(pids_cgroup: Path) -> None:
     """A holder of 150 threads whose cgroup allows 200: pids.max has 49 left of 200 (24.5 %);
     --warn 30 exits 1, --warn 10 exits 0; the document follows its schema."""
-    cgroup = pids_cgroup
-    holder = None
-    try:
-
-        def join() -> None:
-            (cgroup / "cgroup.procs").write_text("0\n")
-            (cgroup / "pids.max").write_text("151\n")
-
-        holder = held(join)  # creates threads until the cgroup's 151 tasks are there
-        (cgroup / "pids.max").write_text("200\n")
+    with holding(pids_cgroup, 151) as holder:  # threads until the cgroup's 151 tasks
+        (pids_cgroup / "pids.max").write_text("200\n")
         command = [sys.executable, "-m", "sysprep", "watch", "--pid", str(holder.pid), "--once"]
         done = subprocess.run(
             [*command, "--json", "--warn", "30"], capture_output=True, text=True, check=False
@@ -51,10 +64,6 @@ def test_once_json_reports_the_cgroup_headroom_and_warns(pids_cgroup: Path) -> N
         headroom = {s.labels["limit"]: s.value for s in families["sysprep_limit_headroom"].samples}
         assert headroom["pids.max"] == 49
         shutil.rmtree(prom.parent)
-    finally:
-        if holder is not None:
-            holder.kill()
-            holder.wait()
 
 
 def test_it_needs_a_process() -> None:
@@ -70,15 +79,7 @@ def test_watch_and_check_read_the_same_model(pids_cgroup: Path) -> None:
     """For the same holder at the same moment, watch --once --json and check --pid --json
     give every limit the same current value and the same in-use count: one model, two views.
     (The host-wide task count may move between the two runs: a few kernel tasks at most.)"""
-    cgroup = pids_cgroup
-    holder = None
-    try:
-
-        def join() -> None:
-            (cgroup / "cgroup.procs").write_text("0\n")
-            (cgroup / "pids.max").write_text("120\n")
-
-        holder = held(join)
+    with holding(pids_cgroup, 120) as holder:
         pid = str(holder.pid)
         base = [sys.executable, "-m", "sysprep"]
         watched = subprocess.run(
@@ -101,7 +102,3 @@ def test_watch_and_check_read_the_same_model(pids_cgroup: Path) -> None:
         assert (rows["pids.max"]["used"], rows["pids.max"]["limit_value"]) == (120, 120)
         for name in ("kernel.threads-max", "kernel.pid_max"):
             assert abs(rows[name]["used"] - limits[name]["in_use"]) <= 5, name
-    finally:
-        if holder is not None:
-            holder.kill()
-            holder.wait()

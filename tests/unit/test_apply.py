@@ -15,13 +15,13 @@ import pytest
 
 from sysprep.apply import ApplyFailedError
 from sysprep.apply import apply
+from sysprep.durable import FileState
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import SYSCTL_FILE
 from sysprep.host import Host
 from sysprep.plan import build_plan
-from sysprep.procfs import FileState
 from sysprep.profile import load
 from sysprep.revert import revert
 from sysprep.settings import Action
