@@ -76,6 +76,12 @@ def apply(
     *unit*: the profile's [unit] table goes in that service's drop-in; *restart* restarts
     the service afterwards (a failed restart undoes the apply too).
     """
+    if unit is not None:
+        from sysprep.systemd import unit_name
+
+        unit = unit_name(unit)  # a service's name, before anything is planned
+    elif restart:
+        raise BadInputError("--restart restarts the --unit service: give --unit NAME too")
     if dry_run:
         plan = build_plan(profile, host, pid=pid, persist=persist, unit=unit)
         try:

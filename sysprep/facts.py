@@ -108,13 +108,22 @@ USER_SLICE_FILE = OwnedFile(
 OWNED_FILES: dict[str, OwnedFile] = {
     f.path: f for f in (SYSCTL_FILE, LIMITS_FILE, SYSTEMD_FILE, USER_SLICE_FILE)
 }
-_UNIT_DROP_IN = re.compile(
-    r"/etc/systemd/system/([A-Za-z0-9@_.:\\-]+\.service)\.d/90-sysprep\.conf"
-)
+# The services sysprep tunes: a unit name (systemd.unit(5): letters, digits, ":-_.\\@", at
+# most 255 characters) ending in .service, never starting with "-" (an option) or ".".
+# Only a service runs a program and keeps its resource settings in [Service]: a socket's,
+# timer's or path's are its service's; a slice's and a scope's are set otherwise.
+SERVICE_NAME = re.compile(r"(?=.{1,255}$)[A-Za-z0-9:_\\@][A-Za-z0-9:_.\\@-]*\.service")
+_UNIT_DROP_IN = re.compile(r"/etc/systemd/system/(.+)\.d/90-sysprep\.conf")
 
 
 def unit_drop_in(unit: str) -> OwnedFile:
-    """The drop-in sysprep owns for a service (systemd.unit(5))."""
+    """The drop-in sysprep owns for service *unit* (systemd.unit(5)).
+
+    ValueError for anything but a service's name: what is written here must be what a
+    snapshot may name, and the other way round (owned_file).
+    """
+    if not SERVICE_NAME.fullmatch(unit):
+        raise ValueError(f"{unit!r} is not the name of a service")
     return OwnedFile(
         f"/etc/systemd/system/{unit}.d/90-sysprep.conf",
         "[Service]\n",
@@ -127,7 +136,9 @@ def owned_file(path: str) -> OwnedFile | None:
     if path in OWNED_FILES:
         return OWNED_FILES[path]
     match = _UNIT_DROP_IN.fullmatch(path)
-    return unit_drop_in(match[1]) if match and ".." not in path else None
+    if match is None or not SERVICE_NAME.fullmatch(match[1]):
+        return None
+    return unit_drop_in(match[1])
 
 
 class Probe(NamedTuple):

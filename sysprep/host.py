@@ -144,7 +144,7 @@ class Host(ProcessReads):
 
     def restart_unit(self, unit: str) -> None:
         """Run systemctl restart UNIT."""
-        done = self.systemctl("restart", unit)
+        done = self.systemctl("restart", "--", unit)
         if done.returncode != 0:
             raise OSError(0, f"systemctl restart {unit}: {done.stderr.strip()}")
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from sysprep.errors import BadInputError
 from sysprep.facts import RLIMITS
+from sysprep.facts import SERVICE_NAME
 from sysprep.facts import unit_drop_in
 
 if TYPE_CHECKING:
@@ -38,6 +39,20 @@ _PROPERTIES = (
     # Each rlimit's property, hard (LimitNPROC) and soft (LimitNPROCSoft).
     *(f"{r.systemd}{suffix}" for r in RLIMITS.values() for suffix in ("", "Soft")),
 )
+# The other types of unit (systemd.unit(5)), and where their resource settings are.
+_UNIT_TYPES = {
+    "service": "",
+    "socket": "a socket's resource limits are those of the service it starts; name that",
+    "timer": "a timer's resource limits are those of the service it starts; name that",
+    "path": "a path unit's resource limits are those of the service it starts; name that",
+    "slice": "a slice runs no program; its TasksMax is `systemctl set-property SLICE TasksMax=N`",
+    "scope": "a scope's processes were started elsewhere; judge one with --pid",
+    "target": "a target runs no program; name one of its services",
+    "mount": "a mount runs no program of its own",
+    "automount": "an automount runs no program of its own",
+    "swap": "a swap unit runs no program of its own",
+    "device": "a device unit runs no program",
+}
 _EXEC_START = re.compile(r"path=(\S+) ; argv\[\]=(.*?) ; ignore_errors=")
 
 
@@ -81,8 +96,29 @@ class Unit(NamedTuple):
 
 
 def unit_name(name: str) -> str:
-    """NAME, or NAME.service when it has no unit suffix."""
-    return name if "." in name else f"{name}.service"
+    """The service --unit names: NAME.service, or NAME when it says .service itself.
+
+    BadInputError for anything else: an empty name, an option ("--host=x"), a name systemd
+    would refuse, or another type of unit, whose resource settings are not a service's.
+    """
+    if not name:
+        raise BadInputError("--unit: an empty name; name a service, e.g. --unit nginx")
+    shown = name if name.isprintable() else repr(name)  # one line, whatever was typed
+    if name.startswith("-"):
+        raise BadInputError(f"--unit {shown}: a unit name cannot start with '-'")
+    suffix = name.rpartition(".")[2] if "." in name else ""
+    if suffix and suffix not in _UNIT_TYPES:
+        suffix = ""  # a dot inside a service's own name ("app.v2")
+    full = name if suffix else f"{name}.service"
+    if suffix and suffix != "service":
+        raise BadInputError(
+            f"--unit {shown}: sysprep judges and tunes services (.service): {_UNIT_TYPES[suffix]}"
+        )
+    if not SERVICE_NAME.fullmatch(full):
+        raise BadInputError(
+            f"--unit {shown}: not a unit name (letters, digits and :-_.\\@, at most 255)"
+        )
+    return full
 
 
 def read_unit(host: Host, name: str) -> Unit:
@@ -96,7 +132,9 @@ def read_unit(host: Host, name: str) -> Unit:
             f"--unit {name}: systemd is not running here (no /run/systemd/system);"
             " judge the process with --pid, or run check where the service runs"
         )
-    properties = parse_show(_systemctl(host, "show", f"--property={','.join(_PROPERTIES)}", name))
+    properties = parse_show(
+        _systemctl(host, "show", f"--property={','.join(_PROPERTIES)}", "--", name)
+    )
     if properties.get("LoadState") != "loaded":
         raise BadInputError(f"no unit {name} ({properties.get('LoadState', 'not-found')})")
     manager = parse_show(_systemctl(host, "show", "--property=DefaultTasksMax"))
