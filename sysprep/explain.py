@@ -78,13 +78,10 @@ def _pids_refusals(host: Host, readings: tuple[Reading, ...], notes: list[str]) 
     pids = next((r for r in readings if r.made_by(PidsMax)), None)
     if pids is None or pids.status is Status.UNKNOWN:
         return []
-    evidence = [f"{shown}/pids.events: max {count:,}" for shown, count in pids.events]
-    paths = [shown for shown, _ in pids.events]
-    evidence += [
-        line
-        for line, path in _kernel_log(host, notes)
-        if any(shown.endswith(path) for shown in paths)
-    ]
+    evidence = [f"{shown}/pids.events: max {count:,}" for _, shown, count in pids.events if count]
+    # The whole path, as the kernel names the cgroup: never another cgroup's lines.
+    paths = {cgroup for cgroup, _, _ in pids.events}
+    evidence += [line for line, path in _kernel_log(host, notes) if path in paths]
     if not evidence:
         return []
     return [Cause(pids.name, COUNTED, tuple(evidence), pids.fix)]

@@ -19,6 +19,7 @@ from sysprep.facts import RLIMITS
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from sysprep.procfs import CgroupDir
     from sysprep.procfs import CgroupEntry
     from sysprep.procfs import MapsSummary
     from sysprep.procfs import Mount
@@ -206,7 +207,7 @@ class ProcessReads:
 
     def cgroup_levels(
         self, pid: int | str, controller: str, path: str | None = None
-    ) -> list[Path] | None:
+    ) -> list[CgroupDir] | None:
         """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
 
         *path*: another cgroup of the same hierarchy instead (a stopped service's slice).

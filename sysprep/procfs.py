@@ -115,15 +115,23 @@ def summarize_maps(maps: BinaryIO) -> MapsSummary:
     return MapsSummary(count, highest)
 
 
-def cgroup_dirs(top: Path, mount: Mount, path: str) -> list[Path]:
+class CgroupDir(NamedTuple):
+    """One level of a cgroup path: its directory here, and its path in the hierarchy."""
+
+    path: Path  # /sys/fs/cgroup/pids/system.slice/x.service
+    cgroup: str  # /system.slice/x.service, as the kernel log names it
+
+
+def cgroup_dirs(top: Path, mount: Mount, path: str) -> list[CgroupDir]:
     """Directories of cgroup *path* in hierarchy *mount* (at *top*), leaf first, root left out."""
     # Inside a cgroup namespace the mount root and the path can share a prefix.
     if mount.root != "/" and path.startswith(mount.root):
         path = path[len(mount.root) :]
+    above = mount.root.rstrip("/")
     level = top / path.strip("/") if path.strip("/") else top
     levels = []
     while level != top and top in level.parents:
-        levels.append(level)
+        levels.append(CgroupDir(level, f"{above}/{level.relative_to(top)}"))
         level = level.parent
     return levels
 

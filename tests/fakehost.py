@@ -66,6 +66,7 @@ class FakeHost:
         self._write(
             "proc/net/sockstat", "sockets: used 120\nTCP: inuse 5 orphan 0 tw 0 alloc 6 mem 3\n"
         )
+        self._write("proc/stat", "cpu  1 0 1 100 0 0 0 0 0 0\nbtime 1796000000\n")
         self._write("proc/net/tcp", _TCP_HEADER)
         self._write("proc/net/tcp6", _TCP_HEADER)
         self._write("run/systemd/system/.keep", "")
@@ -316,6 +317,15 @@ class FakeHost:
                 else:
                     (level / "memory.limit_in_bytes").write_text("9223372036854771712\n")
                     (level / "memory.usage_in_bytes").write_text(f"{100 * MIB}\n")
+        return self
+
+    def add_kernel_log(self, *messages: tuple[float, str]) -> FakeHost:
+        """Records in dev/kmsg, as /dev/kmsg gives them: (seconds after boot, message)."""
+        path = self.root / "dev/kmsg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as kmsg:
+            for number, (after_boot, message) in enumerate(messages):
+                kmsg.write(f"6,{number},{int(after_boot * 1e6)},-;{message}\n")
         return self
 
     def set_cgroup_file(self, relative: str, value: object) -> FakeHost:

@@ -73,8 +73,9 @@ class Reading(NamedTuple):
     unit: str = "threads"  # what `allows` counts: threads or connections
     counts: str = "threads"  # what current, in use, needed and room count (the limit's)
     room: int | None = None  # what is left before it binds; None: it cannot bind, or unknown
-    # Refusals the kernel already counted, by where (pids.events' "max N" on each level).
-    events: tuple[tuple[str, int], ...] = ()
+    # Each level of the judged process's pids cgroup: its path in the hierarchy (as the
+    # kernel log names it), where it is here, and the forks it already refused (pids.events).
+    events: tuple[tuple[str, str, int], ...] = ()
     limit: Limit | None = None  # the limit that made this reading (set by capacity.check)
 
     @property
@@ -112,7 +113,7 @@ def measured(
     note: str = "",
     unit: str = "threads",
     room: int | None = None,
-    events: tuple[tuple[str, int], ...] = (),
+    events: tuple[tuple[str, str, int], ...] = (),
 ) -> Reading:
     """A Reading whose status follows from *allows*; the fix is kept only when it is needed.
 

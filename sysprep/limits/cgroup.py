@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
@@ -14,6 +13,8 @@ from sysprep.limits.base import unbounded
 from sysprep.settings import Fix
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sysprep.limits.inspection import Inspection
 
 _SYSTEMD_UNITS = (".service", ".scope", ".slice")
@@ -33,10 +34,14 @@ class CgroupLevel(NamedTuple):
     limit: int | None  # None: "max", no limit on this level
     usage: int
     refused: int = 0  # forks this level already refused (pids.events "max N")
+    cgroup: str = ""  # "/system.slice/x.service": its path in the hierarchy
 
 
 def cgroup_walk(
-    inspection: Inspection, controller: str, files: tuple[tuple[str, str], ...]
+    inspection: Inspection,
+    controller: str,
+    files: tuple[tuple[str, str], ...],
+    unit_limit: int | None = None,
 ) -> tuple[list[CgroupLevel], list[str]] | None:
     """The judged process's *controller* cgroup, leaf first; None without that controller.
 
@@ -44,12 +49,16 @@ def cgroup_walk(
     has no limit of this controller (cgroup v2 enables a controller only below the levels
     whose subtree_control names it); such levels come back apart, by the path shown.
     Any other failure to read (permission denied, a malformed file) is raised.
+
+    A stopped service's own cgroup is made when it starts, below its slice: it comes first,
+    with *unit_limit* (its TasksMax, its MemoryMax) and nothing in use; the forks refused
+    there before it stopped count while the directory is still there.
     """
-    levels = inspection.cgroup_levels(controller)
-    if levels is None:
+    dirs = inspection.cgroup_levels(controller)
+    if dirs is None:
         return None
     found, without = [], []
-    for level in levels:
+    for level, cgroup in dirs:
         shown = "/" + str(level.relative_to(inspection.host.root))
         names = next(((lim, use) for lim, use in files if (level / lim).exists()), None)
         if names is None:
@@ -58,7 +67,13 @@ def cgroup_walk(
         text = (level / names[0]).read_text().strip()
         limit = None if text == "max" else int(text)
         usage = int((level / names[1]).read_text())
-        found.append(CgroupLevel(level, shown, limit, usage, _refused(level)))
+        found.append(CgroupLevel(level, shown, limit, usage, _refused(level), cgroup))
+    unit = inspection.unit
+    if unit is not None and inspection.unit_stopped and unit_limit is not None and dirs:
+        own = dirs[0].path / unit.name
+        shown = "/" + str(own.relative_to(inspection.host.root))
+        cgroup = f"{dirs[0].cgroup.rstrip('/')}/{unit.name}"
+        found.insert(0, CgroupLevel(own, shown, unit_limit, 0, _refused(own), cgroup))
     return found, without
 
 
@@ -71,16 +86,14 @@ class PidsMax:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest pids.max - pids.current over the cgroup and its ancestors."""
-        walk = cgroup_walk(inspection, "pids", (("pids.max", "pids.current"),))
+        unit = inspection.unit
+        tasks_max = unit.tasks_max if unit is not None else None
+        walk = cgroup_walk(inspection, "pids", (("pids.max", "pids.current"),), tasks_max)
         if walk is None:
             return unbounded(self.name, inspection.target, "no pids controller")
         levels, without = walk
-        unit = inspection.unit
-        if unit is not None and inspection.unit_stopped and unit.tasks_max is not None:
-            # The service's own cgroup is made when it starts: its TasksMax, nothing in use.
-            levels = [CgroupLevel(Path(unit.name), unit.name, unit.tasks_max, 0), *levels]
         bounded = [level for level in levels if level.limit is not None]
-        events = tuple((level.shown, level.refused) for level in levels if level.refused)
+        events = tuple((level.cgroup, level.shown, level.refused) for level in levels)
         if not bounded:
             note = "no limit on any level"
             if without:
@@ -98,8 +111,8 @@ class PidsMax:
             )
         if unit is not None and tightest.path.name == unit.name:
             note = f"{unit.name}: {unit.tasks_max_source}"
-        if events:
-            refused = ", ".join(f"{shown}: {count:,}" for shown, count in events)
+        refused = ", ".join(f"{shown}: {count:,}" for _, shown, count in events if count)
+        if refused:
             note += f"; forks already refused (pids.events): {refused}"
         return measured(
             self.name,

@@ -17,13 +17,12 @@ from sysprep.limits.shape import ThreadShape
 from sysprep.procfs import parse_version
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from sysprep.environment import Environment
     from sysprep.host import Host
     from sysprep.limits.base import Target
     from sysprep.limits.cost import ThreadCost
     from sysprep.pidns import Level
+    from sysprep.procfs import CgroupDir
     from sysprep.systemd import Unit
 
 
@@ -81,7 +80,7 @@ class Inspection:
         """Mappings the judged process holds (/proc/PID/maps)."""
         return self.host.maps(self.proc).mappings
 
-    def cgroup_levels(self, controller: str) -> list[Path] | None:
+    def cgroup_levels(self, controller: str) -> list[CgroupDir] | None:
         """The judged process's *controller* cgroup levels; a stopped service's slice's."""
         if self.unit is not None and self.unit_stopped:
             from sysprep.systemd import slice_path

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
-from sysprep.limits.cgroup import CgroupLevel
 from sysprep.limits.cgroup import cgroup_walk
 from sysprep.limits.cost import ThreadCost
 from sysprep.settings import Fix
@@ -102,10 +100,9 @@ class MemoryCgroup:
 
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
-        walk = cgroup_walk(inspection, "memory", _MEMORY_FILES) or ([], [])
         unit = inspection.unit
-        if unit is not None and inspection.unit_stopped and unit.memory_max is not None:
-            walk[0].insert(0, CgroupLevel(Path(unit.name), unit.name, unit.memory_max, 0))
+        memory_max = unit.memory_max if unit is not None else None
+        walk = cgroup_walk(inspection, "memory", _MEMORY_FILES, memory_max) or ([], [])
         bounded = [
             level
             for level in walk[0]

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -23,6 +24,8 @@ from tests.host.test_schemas import validate
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
+
+    from tests.realsystemd import Systemd
 
 pytestmark = pytest.mark.root
 
@@ -160,3 +163,39 @@ def test_nothing_to_explain_is_exit_1(capsys: pytest.CaptureFixture[str]) -> Non
     """A process with room everywhere: no cause, exit 1."""
     code, document = explain(capsys, os.getpid())
     assert (code, document["causes"]) == (1, [])
+
+
+BOMB = """[Unit]
+StartLimitIntervalSec=60
+StartLimitBurst=3
+[Service]
+TasksMax=50
+Restart=on-failure
+RestartSec=100ms
+ExecStart=/bin/sh -c 'i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait'
+"""
+
+
+def test_a_service_that_failed_on_its_tasks_max_is_explained(systemd: Systemd) -> None:
+    """A unit whose shell dies on "Cannot fork" under TasksMax=50, restarted until it is
+    failed and its cgroup gone: explain --unit still names pids.max, quoting the kernel's
+    line for that unit's own cgroup path, and systemd's restarts."""
+    unit = systemd.run_path("systemd/system/sp-bomb.service")
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text(BOMB)
+    assert systemd.run("systemctl", "daemon-reload").returncode == 0
+    systemd.run("systemctl", "start", "sp-bomb.service")
+    deadline = time.monotonic() + 30
+    while systemd.run("systemctl", "is-failed", "sp-bomb.service").stdout.strip() != "failed":
+        assert time.monotonic() < deadline, "the bomb never failed"
+        time.sleep(0.2)
+    done = systemd.run(*systemd.sysprep_command("explain", "--unit", "sp-bomb", "--json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    validate("explain", document)
+    first = document["causes"][0]
+    assert first["limit"] == "pids.max"
+    path = "/system.slice/sp-bomb.service"
+    assert any(line.endswith(f"pids controller in {path}") for line in first["evidence"])
+    assert all(line.endswith(f" in {path}") for line in first["evidence"] if "kernel log" in line)
+    assert any(line.startswith("NRestarts=") for line in document["history"])
