@@ -91,17 +91,17 @@ class OwnedFile(NamedTuple):
     """A file sysprep writes with --persist, and when what it says takes effect."""
 
     path: str
-    preamble: str  # the first line under the header ("[Manager]" for a systemd drop-in)
+    syntax: str  # how its lines are written and keyed: sysctl, limits or systemd (settings.owned)
     takes_effect: str
 
 
-SYSCTL_FILE = OwnedFile("/etc/sysctl.d/90-sysprep.conf", "", "at every boot")
-LIMITS_FILE = OwnedFile("/etc/security/limits.d/90-sysprep.conf", "", "at next login")
+SYSCTL_FILE = OwnedFile("/etc/sysctl.d/90-sysprep.conf", "sysctl", "at every boot")
+LIMITS_FILE = OwnedFile("/etc/security/limits.d/90-sysprep.conf", "limits", "at next login")
 SYSTEMD_FILE = OwnedFile(
-    "/etc/systemd/system.conf.d/90-sysprep.conf", "[Manager]\n", "after systemctl daemon-reexec"
+    "/etc/systemd/system.conf.d/90-sysprep.conf", "systemd", "after systemctl daemon-reexec"
 )
 USER_SLICE_FILE = OwnedFile(
-    "/etc/systemd/system/user-.slice.d/90-sysprep.conf", "[Slice]\n", "at each user's next login"
+    "/etc/systemd/system/user-.slice.d/90-sysprep.conf", "systemd", "at each user's next login"
 )
 # The fixed files sysprep writes; with unit_drop_in's, the only ones: a snapshot naming any
 # other path is refused.
@@ -126,7 +126,7 @@ def unit_drop_in(unit: str) -> OwnedFile:
         raise ValueError(f"{unit!r} is not the name of a service")
     return OwnedFile(
         f"/etc/systemd/system/{unit}.d/90-sysprep.conf",
-        "[Service]\n",
+        "systemd",
         "at the service's next (re)start",
     )
 

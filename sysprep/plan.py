@@ -146,8 +146,7 @@ def build_plan(
     """
     situation = Situation(profile, host, pid=pid, persist=persist, unit=unit)
     parts = [kind.plan(profile.wanted(kind), situation) for kind in KINDS]
-    persisted = [pair for part in parts for pair in part.persisted]
-    files = owned_files(profile.name, persisted, host)
+    files = owned_files([c for part in parts for c in part.persisted], host)
     order = {kind.kind: index for index, kind in enumerate(KINDS)}
     changes = sorted(
         (*(c for part in parts for c in part.changes), *files),

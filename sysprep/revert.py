@@ -18,30 +18,56 @@ from sysprep.snapshot import locked
 from sysprep.snapshot import scan_snapshots
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Sequence
     from pathlib import Path
 
     from sysprep.host import Host
     from sysprep.settings import Change
+    from sysprep.settings import Undone
     from sysprep.snapshot import Scan
     from sysprep.snapshot import Snapshot
 
 
 class Restored(NamedTuple):
-    """What a restore put back, and each setting it could not, with the reason."""
+    """What a restore put back, what it left to a later apply, and what it could not."""
 
     restored: list[str]
     failed: list[tuple[str, str]]
+    handed: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 class RevertResult(NamedTuple):
-    """The snapshot reverted, the settings it put back, and those it could not."""
+    """The snapshot reverted, the settings it put back, and those it could not.
+
+    *handed*: settings a later apply, still applied, changed again: they keep its value,
+    and its revert now puts back what this apply found.
+    """
 
     snapshot: Snapshot
     restored: list[str]
     failed: list[tuple[str, str]]
+    handed: list[str] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
-def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored:
+class _Step(NamedTuple):
+    """What reverting one change takes, worked out before anything is written."""
+
+    change: Change
+    undone: Undone | None = None
+    gone: Gone | None = None
+    error: str = ""
+    rebases: tuple[tuple[Snapshot, int, Change], ...] = ()
+
+
+def restore(
+    host: Host,
+    changes: tuple[Change, ...],
+    *,
+    force: bool,
+    later: Sequence[Snapshot] = (),
+    save: Callable[[Snapshot], object] | None = None,
+) -> Restored:
     """Put back each change's "before", newest first; ConflictError on drift unless force.
 
     Every setting that can be restored is, whatever fails before it: a sysctl that vanished
@@ -49,50 +75,91 @@ def restore(host: Host, changes: tuple[Change, ...], *, force: bool) -> Restored
     reported with its reason. A value still at "before" was never changed (a crash before
     that step) and is skipped; so is a setting gone with its owner (an exited process). A
     pid now another process's is never touched.
+
+    *later*: the applies made after these changes, still applied. Where one of them changed
+    a setting again, starting from this apply's value, it keeps it, and its own snapshot is
+    rewritten (*save*, before anything is written here) to put back what this apply found:
+    reverted in any order, the applies leave the host as it was before them all.
     """
-    drift = _drift(host, changes)
+    steps = [_step(host, change, later) for change in reversed(changes)]
+    drift = [_drift(step) for step in steps if _drift(step)]
     if drift and not force:
         more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
         raise ConflictError(f"refusing to revert: {drift[0]}{more}; --force restores it anyway")
-    restored: list[str] = []
-    failed: list[tuple[str, str]] = []
-    for change in reversed(changes):
-        setting = change.setting
-        try:
-            now = setting.read(host)
-            if now != change.before:
-                setting.write(host, change.before)
-                restored.append(setting.key)
-        except Gone as gone:
-            if gone.drift:  # only with --force: another process's limits are left alone
-                failed.append((setting.key, f"{gone.reason}; left alone"))
-            elif not gone.benign:
-                failed.append((setting.key, gone.reason))
-        except (OSError, SysprepError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            failed.append((setting.key, str(reason)))
-    return Restored(restored, failed)
+    _rebase(steps, save)
+    done = Restored([], [], [])
+    for step in steps:
+        _carry_out(host, step, done)
+    return done
 
 
-def _drift(host: Host, changes: tuple[Change, ...]) -> list[str]:
-    """Settings changed by someone else since apply: neither apply's value nor the original.
+def _step(host: Host, change: Change, later: Sequence[Snapshot]) -> _Step:
+    setting = change.setting
+    try:
+        now = setting.read(host)
+    except Gone as gone:
+        return _Step(change, gone=gone)
+    except (OSError, SysprepError) as error:
+        return _Step(change, error=_reason(error))
+    ahead = [(s, i, t) for s in later for i, t in enumerate(s.changes) if t.setting == setting]
+    undone = setting.undo(now, change.before, change.after, tuple(t for _, _, t in ahead))
+    rebases = tuple(
+        (snapshot, index, rebased)
+        for snapshot, index, t in ahead
+        if (rebased := setting.rebase(t, change.before, change.after)) is not None
+    )
+    return _Step(change, undone, rebases=rebases)
 
-    A pid now held by another process is drift too.
-    """
-    drift = []
-    for change in changes:
-        try:
-            now = change.setting.read(host)
-        except Gone as gone:
-            if gone.drift:
-                drift.append(f"{change.setting.key}: {gone.reason}")
-            continue
-        except OSError:
-            continue  # restore reports it
-        if now not in (change.before, change.after):
-            shown = change.setting.show
-            drift.append(f"{change.setting.key} is {shown(now)}, apply set {shown(change.after)}")
-    return drift
+
+def _drift(step: _Step) -> str:
+    """Why a step would overwrite what someone else changed since ("" when it would not)."""
+    if step.gone is not None and step.gone.drift:
+        return f"{step.change.setting.key}: {step.gone.reason}"
+    return step.undone.conflict if step.undone is not None else ""
+
+
+def _rebase(steps: list[_Step], save: Callable[[Snapshot], object] | None) -> None:
+    """Rewrite the later snapshots that took a setting over, and save each once."""
+    touched: dict[str, Snapshot] = {}
+    for step in steps:
+        for snapshot, index, rebased in step.rebases:
+            changes = list(snapshot.changes)
+            changes[index] = rebased
+            snapshot.changes = tuple(changes)
+            touched[snapshot.id] = snapshot
+    for snapshot in touched.values():
+        if save is not None:
+            save(snapshot)
+
+
+def _carry_out(host: Host, step: _Step, done: Restored) -> None:
+    """Write what one step takes; record what was done, handed over, or failed."""
+    change, setting = step.change, step.change.setting
+    if step.gone is not None:
+        if step.gone.drift:  # only with --force: another process's limits are left alone
+            done.failed.append((setting.key, f"{step.gone.reason}; left alone"))
+        elif not step.gone.benign:
+            done.failed.append((setting.key, step.gone.reason))
+        return
+    if step.error or step.undone is None:
+        done.failed.append((setting.key, step.error))
+        return
+    value = change.before if step.undone.conflict else step.undone.value  # forced
+    try:
+        if step.undone.conflict or step.undone.write:
+            setting.write(host, value)
+            done.restored.append(setting.key)
+        elif step.rebases:
+            done.handed.append(setting.key)
+    except Gone as gone:
+        if not gone.benign:
+            done.failed.append((setting.key, gone.reason))
+    except (OSError, SysprepError) as error:
+        done.failed.append((setting.key, _reason(error)))
+
+
+def _reason(error: Exception) -> str:
+    return str(error.strerror if isinstance(error, OSError) and error.strerror else error)
 
 
 def _choose(scan: Scan, snapshot_id: str | None, state_dir: Path) -> Snapshot:
@@ -132,11 +199,15 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
             raise BadInputError(f"no snapshot {snapshot_id!r} in {state_dir}")
         raise BadInputError(f"nothing to revert: no snapshot in {state_dir}")
     with locked(state_dir, host):
-        chosen = _choose(scan_snapshots(state_dir, host), snapshot_id, state_dir)
+        scan = scan_snapshots(state_dir, host)
+        chosen = _choose(scan, snapshot_id, state_dir)
         if chosen.state in (REVERTED, ROLLED_BACK):
             raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")
-        done = restore(host, chosen.changes, force=force)
+        later = [s for s in scan.found if s.id > chosen.id and s.state in (APPLIED, APPLYING)]
+        done = restore(
+            host, chosen.changes, force=force, later=later, save=lambda s: s.save(state_dir)
+        )
         if not done.failed:
             chosen.state = REVERTED
             chosen.save(state_dir)
-        return RevertResult(chosen, done.restored, done.failed)
+        return RevertResult(chosen, done.restored, done.failed, done.handed)

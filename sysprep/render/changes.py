@@ -6,10 +6,10 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
-from sysprep.durable import FileState
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import print_json
 from sysprep.render.probe import print_probe
+from sysprep.settings.files import FileSetting
 from sysprep.settings.kinds import KINDS
 
 if TYPE_CHECKING:
@@ -50,10 +50,11 @@ def print_apply(result: ApplyResult) -> None:
     console = Console(highlight=False)
     console.print(_plan_table(plan))
     for c in plan.to_make:
-        if isinstance(c.after, FileState) and c.after.data is not None:  # the exact lines
-            console.print(f"{c.setting.key}:")
-            for line in c.after.data.decode().splitlines():
-                console.print(f"  {line}", markup=False, soft_wrap=True)
+        if isinstance(c.setting, FileSetting):  # the exact lines it adds or changes
+            console.print(f"{c.setting.key}:", markup=False)
+            for old, new in c.setting.lines_changed(c):
+                shown = f"  + {new}" if old is None else f"  ~ {old}  →  {new}"
+                console.print(shown, markup=False, soft_wrap=True)
     for warning in plan.warnings:
         console.print(f"[yellow]warning[/]: {warning}")
     if not result.changed:
@@ -96,6 +97,7 @@ def revert_document(result: RevertResult) -> dict[str, Any]:
         "snapshot": result.snapshot.id,
         "profile": result.snapshot.profile,
         "restored": result.restored,
+        "handed_over": result.handed,
         "failed": [{"key": key, "reason": reason} for key, reason in result.failed],
     }
 
@@ -104,6 +106,11 @@ def print_revert(result: RevertResult) -> None:
     """What was put back; on stderr, each setting that could not be, with the reason."""
     what = ", ".join(result.restored) if result.restored else "nothing was still changed"
     snapshot = result.snapshot
+    if result.handed:
+        what += (
+            f"; kept, as a later apply changed them again (its revert now puts back what"
+            f" {snapshot.profile} found): {', '.join(result.handed)}"
+        )
     if not result.failed:
         print(f"reverted {snapshot.profile} (snapshot {snapshot.id}): {what}")
         return

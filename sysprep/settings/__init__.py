@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
+    from sysprep.settings.owned import Line
     from sysprep.systemd import Unit
 
     # Only types, as limits.base.Limit is: a Protocol class built at import costs start-up.
@@ -65,12 +66,28 @@ if TYPE_CHECKING:
             """Its entry in `apply --json` (its list: *kind*); None: not listed there."""
             ...
 
-        def persisted(
+        def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:
+            """The lines of the owned files that make *change* survive a reboot or a login."""
+            ...
+
+        def undo(
             self,
-            value: Any,  # noqa: ANN401
-            host: Host,
-        ) -> tuple[tuple[OwnedFile, str], ...]:
-            """The lines of the owned files that make *value* survive a reboot or a login."""
+            now: Any,  # noqa: ANN401
+            before: Any,  # noqa: ANN401
+            after: Any,  # noqa: ANN401
+            later: tuple[Change, ...] = (),
+        ) -> Undone:
+            """What putting back a change (*before* → *after*) means, the setting being *now*.
+
+            *later*: the changes later applies, still applied, made to it, oldest first.
+            """
+            ...
+
+        def rebase(self, later: Change, before: Any, after: Any) -> Change | None:  # noqa: ANN401
+            """*later*, a later apply's change of it, as if *before* → *after* had not been.
+
+            None when *later* did not build on that change.
+            """
             ...
 
     class SettingKind(Protocol):
@@ -193,6 +210,62 @@ class Change(NamedTuple):
         return self.action is not Action.KEEP
 
 
+class Undone(NamedTuple):
+    """What putting a change back means now: write *value*, or nothing.
+
+    *conflict* names what someone else changed since: never silently overwritten.
+    """
+
+    write: bool
+    value: Any = None
+    conflict: str = ""
+
+
+class WholeValue:
+    """Reverting a setting whose value is one whole (a sysctl, an rlimit, a property).
+
+    Back to the value before the apply while it still holds the apply's; a later apply that
+    started from the apply's value takes over the value from before it (revert in any
+    order restores what each apply found).
+    """
+
+    if TYPE_CHECKING:
+
+        @property
+        def key(self) -> str:
+            """How it is shown."""
+            ...
+
+        def show(self, value: Any) -> str:  # noqa: ANN401
+            """A value as a person reads it."""
+            ...
+
+    def undo(
+        self,
+        now: Any,  # noqa: ANN401
+        before: Any,  # noqa: ANN401
+        after: Any,  # noqa: ANN401
+        later: tuple[Change, ...] = (),
+    ) -> Undone:
+        """Write *before* back where the setting still holds *after*.
+
+        Where a later apply raised it from *after*, it keeps its value: that apply's revert
+        puts back *before* (rebase).
+        """
+        if now == after:
+            return Undone(write=True, value=before)
+        if now == before:  # never changed: a crash came before this step
+            return Undone(write=False)
+        if later and later[0].before == after:
+            return Undone(write=False)
+        shown = f"{self.key} is {self.show(now)}, apply set {self.show(after)}"
+        return Undone(write=False, conflict=shown)
+
+    def rebase(self, later: Change, before: Any, after: Any) -> Change | None:  # noqa: ANN401
+        """*later* starting from *before* instead of *after*, where it started from *after*."""
+        return later._replace(before=before) if later.before == after else None
+
+
 class Want(NamedTuple):
     """What a profile asks of one setting: a value (or AUTO), raise-only unless *exact*."""
 
@@ -204,13 +277,13 @@ class Want(NamedTuple):
 class Part(NamedTuple):
     """A kind's share of a plan.
 
-    *changes* apply writes (and a snapshot records); *persisted* the (setting, value) pairs
-    whose lines the owned files say; *shown* the changes those files make (a unit's
+    *changes* apply writes (and a snapshot records); *persisted* the changes whose lines the
+    owned files say (Setting.persisted); *shown* the changes those files make (a unit's
     property), listed in the plan but never written on their own.
     """
 
     changes: tuple[Change, ...] = ()
-    persisted: tuple[tuple[Setting, Any], ...] = ()
+    persisted: tuple[Change, ...] = ()
     warnings: tuple[str, ...] = ()
     shown: tuple[Change, ...] = ()
 

@@ -19,13 +19,18 @@ from sysprep.facts import owned_file
 from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Part
+from sysprep.settings import Undone
+from sysprep.settings.owned import HEADER_KEY
+from sysprep.settings.owned import Line
+from sysprep.settings.owned import changed_lines
+from sysprep.settings.owned import merge
+from sysprep.settings.owned import unapply
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
-    from sysprep.settings import Setting
     from sysprep.settings import Situation
     from sysprep.settings import Verdict
     from sysprep.settings import Want
@@ -71,6 +76,62 @@ class FileSetting:
         host.write_etc(self.path, value)
         if self.path.startswith("/etc/systemd/system/") and host.is_live and host.runs_systemd:
             host.daemon_reload()
+
+    def undo(
+        self,
+        now: FileState,
+        before: FileState,
+        after: FileState,
+        later: tuple[Change, ...] = (),
+    ) -> Undone:
+        """Back to *before* byte for byte where it is still *after*; else line by line.
+
+        Each line the apply changed goes back where it is still the apply's: what others
+        wrote since stays, and so do the lines a later apply (in *later*) changed again;
+        any other line changed since is a conflict, named.
+        """
+        if now == after:
+            return Undone(write=True, value=before)
+        if now == before:
+            return Undone(write=False)
+        syntax = self._syntax
+        changed = changed_lines(syntax, before.data, after.data, self.path)
+        data, conflicts = unapply(syntax, now.data, changed, self.path)
+        taken = {key for t in later for key in changed_lines(
+            syntax, t.before.data, t.after.data, self.path)}  # fmt: skip
+        conflicts = [key for key in conflicts if key not in taken]
+        if conflicts or not changed:
+            what = ", ".join("/".join(key) for key in conflicts) or "its mode or owner"
+            return Undone(write=False, conflict=f"{self.path}: {what} changed since the apply")
+        return Undone(write=True, value=_as(now, before, data))
+
+    def rebase(self, later: Change, before: FileState, after: FileState) -> Change | None:
+        """A later apply's change of this file without the lines the change took back."""
+        syntax = self._syntax
+        changed = changed_lines(syntax, before.data, after.data, self.path)
+        new_before = _as(
+            later.before, before, unapply(syntax, later.before.data, changed, self.path)[0]
+        )
+        new_after = _as(
+            later.after, before, unapply(syntax, later.after.data, changed, self.path)[0]
+        )
+        if (new_before, new_after) == (later.before, later.after):
+            return None
+        return later._replace(before=new_before, after=new_after)
+
+    def lines_changed(self, change: Change) -> list[tuple[str | None, str | None]]:
+        """The settings *change* adds or changes: (the line before or None, the line after).
+
+        sysprep's own header comment aside.
+        """
+        before, after = change.before.data, change.after.data
+        changed = changed_lines(self._syntax, before, after, self.path)
+        return [edit for key, edit in changed.items() if key != HEADER_KEY]
+
+    @property
+    def _syntax(self) -> str:
+        owned = owned_file(self.path)
+        return owned.syntax if owned else "sysctl"
 
     def show(self, value: FileState) -> str:
         """Its size, its link, or "absent"."""
@@ -127,7 +188,7 @@ class FileSetting:
         after = _state(_unb64(entry["after"]), entry.get("after_state"))
         return Change(cls(entry["path"]), before, after, Action.REPLACE)
 
-    def persisted(self, value: FileState, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
+    def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:  # noqa: ARG002
         """Nothing: an owned file is itself what persists."""
         return ()
 
@@ -146,25 +207,29 @@ class FileSetting:
         return Change(self, before, after, action)
 
 
-def owned_files(
-    profile: str, persisted: Sequence[tuple[Setting, Any]], host: Host
-) -> tuple[Change, ...]:
-    """The changes to the owned files that persist each (setting, value), one file per kind.
+def owned_files(persisted: Sequence[Change], host: Host) -> tuple[Change, ...]:
+    """The changes to the owned files that persist each change, one file per kind.
 
-    Each setting says its own lines (Setting.persisted); a file holds a header, its
-    preamble and their lines, in the order given.
+    Each setting says its own lines (Setting.persisted); they are merged into what each
+    file holds already (settings.owned): nothing there is lost, a key both name is raised.
     """
-    header = f"# Written by `sysprep apply {profile} --persist`; `sysprep revert` removes it.\n"
-    lines: dict[OwnedFile, list[str]] = {}
-    for setting, value in persisted:
-        for owned, line in setting.persisted(value, host):
+    lines: dict[OwnedFile, list[Line]] = {}
+    for change in persisted:
+        for owned, line in change.setting.persisted(change, host):
             lines.setdefault(owned, []).append(line)
     changes = []
-    for owned, body in lines.items():
+    for owned, wanted in lines.items():
         setting = FileSetting(owned.path)
-        content = (header + owned.preamble + "".join(body)).encode()
-        changes.append(setting.change(setting.read(host), content))
+        before = setting.read(host)
+        changes.append(setting.change(before, merge(owned, before.data, wanted)))
     return tuple(changes)
+
+
+def _as(state: FileState, original: FileState, data: bytes | None) -> FileState:
+    """*state* with its bytes now *data*; absent (as *original* was) when None."""
+    if data is None:
+        return original if not original.exists else FileState(missing=original.missing)
+    return state._replace(data=data) if state.exists else original._replace(data=data)
 
 
 def _b64(data: bytes | None) -> str | None:

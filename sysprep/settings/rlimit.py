@@ -26,9 +26,11 @@ from sysprep.settings import Fix
 from sysprep.settings import Gone
 from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import WholeValue
 from sysprep.settings import only_keys
 from sysprep.settings import unjudged
 from sysprep.settings import verdict
+from sysprep.settings.owned import Line
 from sysprep.units import parse_size
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ Limits = tuple[int, int]  # (soft, hard) as getrlimit(2) says them; RLIM_INFINIT
 
 
 @dataclass(frozen=True)
-class RlimitSetting:
+class RlimitSetting(WholeValue):
     """One rlimit (RLIMIT_NPROC, ...) of process *pid*; None: of processes started later."""
 
     name: str
@@ -150,17 +152,18 @@ class RlimitSetting:
         before, after = (tuple(pair) for pair in pairs)
         return Change(cls(entry["name"], entry["pid"], started), before, after, Action.RAISE)
 
-    def persisted(self, value: Limits, host: Host) -> tuple[tuple[OwnedFile, str], ...]:
+    def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:
         """limits.d lines for logins; where systemd runs, its default for every service."""
-        item = self.rlimit.limits_conf
-        soft, hard = (self._conf_value(v) for v in value)
+        item, exact = self.rlimit.limits_conf, change.action is Action.SET
+        soft, hard = (self._conf_value(v) for v in change.after)
         lines = [
-            (LIMITS_FILE, f"* soft {item} {soft}\n"),
-            (LIMITS_FILE, f"* hard {item} {hard}\n"),
+            (LIMITS_FILE, Line(("*", "soft", item), soft, exact)),
+            (LIMITS_FILE, Line(("*", "hard", item), hard, exact)),
         ]
         if host.runs_systemd:
-            shown = ":".join("infinity" if v == RLIM_INFINITY else str(v) for v in value)
-            lines.append((SYSTEMD_FILE, f"Default{self.rlimit.systemd}={shown}\n"))
+            shown = ":".join("infinity" if v == RLIM_INFINITY else str(v) for v in change.after)
+            key = ("Manager", f"Default{self.rlimit.systemd}")
+            lines.append((SYSTEMD_FILE, Line(key, shown, exact)))
         return tuple(lines)
 
     def _conf_value(self, value: int) -> str:
@@ -229,7 +232,7 @@ class RlimitSetting:
         if situation.persist:
             logins = [cls(w.setting.key).change(host.rlimit("self", w.setting.key), w.value)
                       for w in wants]  # fmt: skip
-            persisted = [(c.setting, c.after) for c in logins if c.changes]
+            persisted = [c for c in logins if c.changes]
             if persisted:
                 warnings.append(
                     "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"

@@ -22,10 +22,12 @@ from sysprep.settings import Fix
 from sysprep.settings import Gone
 from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import WholeValue
 from sysprep.settings import auto_value
 from sysprep.settings import only_keys
 from sysprep.settings import unjudged
 from sysprep.settings import verdict
+from sysprep.settings.owned import Line
 from sysprep.settings.sysctl_d import earlier_values
 from sysprep.settings.sysctl_d import later_overrides
 from sysprep.settings.sysctl_d import shown
@@ -33,7 +35,6 @@ from sysprep.settings.sysctl_d import shown
 if TYPE_CHECKING:
     from sysprep.facts import OwnedFile
     from sysprep.host import Host
-    from sysprep.settings import Setting
     from sysprep.settings import Situation
     from sysprep.settings import Verdict
 
@@ -42,7 +43,7 @@ _LONG = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
-class SysctlSetting:
+class SysctlSetting(WholeValue):
     """One sysctl, by its dotted name; its values are the normalised text of /proc/sys."""
 
     name: str
@@ -99,9 +100,10 @@ class SysctlSetting:
             raise ValueError(f"sysctl entry {entry!r} is malformed")
         return Change(cls(entry["key"]), entry["before"], entry["after"], Action.SET)
 
-    def persisted(self, value: str, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
-        """The drop-in line that sets it at boot (sysctl.d(5))."""
-        return ((SYSCTL_FILE, f"{self.name} = {value}\n"),)
+    def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:  # noqa: ARG002
+        """The drop-in line that sets it at boot (sysctl.d(5)); exact where apply sets it so."""
+        exact = change.action is Action.SET
+        return ((SYSCTL_FILE, Line((self.name,), str(change.after), exact)),)
 
     def fix(self, value: int, *, where: str = "here") -> Fix:
         """The sysctl -w for now; the drop-in for boot (it sorts after 50-pid-max.conf).
@@ -242,15 +244,13 @@ def _planned(want: Want, situation: Situation) -> Change:
     return setting.change(before, wanted, exact=want.exact, minimum=minimum)
 
 
-def _boot_values(
-    changes: tuple[Change, ...], host: Host
-) -> tuple[list[tuple[Setting, Any]], list[str]]:
+def _boot_values(changes: tuple[Change, ...], host: Host) -> tuple[list[Change], list[str]]:
     """What the sysctl.d drop-in says: each raised value, or what a file before it sets.
 
     Where a file applied earlier at boot sets more (50-pid-max.conf's 4194304), the drop-in
     says that: sorting after it, it must never lower it.
     """
-    persisted: list[tuple[Setting, Any]] = []
+    persisted: list[Change] = []
     warnings = []
     for change in (c for c in changes if c.changes):
         value = change.after
@@ -263,7 +263,7 @@ def _boot_values(
                         f" before {SYSCTL_FILE.path}: the drop-in keeps {earlier}, not"
                         f" {change.after}"
                     )
-        persisted.append((change.setting, value))
+        persisted.append(change._replace(after=value))
     return persisted, warnings
 
 

@@ -24,9 +24,11 @@ from sysprep.settings import Action
 from sysprep.settings import Change
 from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import WholeValue
 from sysprep.settings import auto_value
 from sysprep.settings import unjudged
 from sysprep.settings import verdict
+from sysprep.settings.owned import Line
 from sysprep.units import parse_size
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ _OWN_TASKS = 64
 
 
 @dataclass(frozen=True)
-class UnitSetting:
+class UnitSetting(WholeValue):
     """One property of service *unit*; None: every service's default and the user slices."""
 
     name: str  # TasksMax, LimitNPROC, ...
@@ -148,8 +150,7 @@ class UnitSetting:
                 f" (`systemctl restart {service.name}`; sysprep restarts nothing unless"
                 " --restart)"
             )
-        persisted = tuple((c.setting, c.after) for c in raised)
-        return Part(persisted=persisted, warnings=tuple(notes), shown=raised)
+        return Part(persisted=raised, warnings=tuple(notes), shown=raised)
 
     @classmethod
     def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
@@ -179,14 +180,15 @@ class UnitSetting:
                 verdicts.append(unjudged(cls(name), wanted, reason))
         return tuple(verdicts)
 
-    def persisted(self, value: Value, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
+    def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:  # noqa: ARG002
         """The drop-in line: the unit's, or every service's default and the user slices'."""
-        line = f"{self.name}={self.show(value).replace(',', '')}\n"
+        value = self.show(change.after).replace(",", "")
         if self.unit is not None:
-            return ((unit_drop_in(self.unit), line),)
+            return ((unit_drop_in(self.unit), Line(("Service", self.name), value)),)
+        default = (SYSTEMD_FILE, Line(("Manager", f"Default{self.name}"), value))
         if self.name != "TasksMax":
-            return ((SYSTEMD_FILE, f"Default{line}"),)
-        return ((SYSTEMD_FILE, f"Default{line}"), (USER_SLICE_FILE, line))
+            return (default,)
+        return (default, (USER_SLICE_FILE, Line(("Slice", self.name), value)))
 
     @classmethod
     def want(cls, where: str, key: str, value: object, host: Host) -> Want:  # noqa: ARG003

@@ -175,12 +175,20 @@ class TestApplyRevert:
     def test_existing_file_is_restored_byte_for_byte(
         self, tree: Tree, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A 90-sysprep.conf already there is replaced by apply and put back by revert."""
+        """A 90-sysprep.conf someone else wrote keeps every line of theirs through apply, and
+        revert puts it back byte for byte."""
         mine = tree.etc_root / "etc/sysctl.d/90-sysprep.conf"
         mine.write_bytes(b"# an operator's own\nvm.swappiness = 10\n\n")
         start = tree.state()
         assert cli(tree, capsys, "apply", "elasticsearch", "--persist", "--no-probe")[0] == 0
-        assert mine.read_bytes().startswith(b"# Written by `sysprep apply elasticsearch")
+        lines = mine.read_text().splitlines()
+        assert lines[1:] == [
+            "# an operator's own",
+            "vm.swappiness = 10",
+            "",
+            "vm.max_map_count = 262144",
+        ]
+        assert lines[0].startswith("# Managed by sysprep")
         assert cli(tree, capsys, "revert")[0] == 0
         assert tree.state() == start
 
@@ -237,6 +245,71 @@ class TestApplyRevert:
         assert tree.state() == start
         _, out, _ = cli(tree, capsys, "snapshots", "--json")
         assert [s["state"] for s in json.loads(out)["snapshots"]] == ["reverted", "reverted"]
+
+
+class TestSecondApply:
+    """A second apply --persist merges into what the first wrote (raise-only), and the two
+    revert in either order to the host as it was."""
+
+    LIMITS = "etc/security/limits.d/90-sysprep.conf"
+    SYSCTLS = "etc/sysctl.d/90-sysprep.conf"
+
+    def _both(self, tree: Tree, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+        """elasticsearch then million-threads, both --persist; their snapshot ids."""
+        ids = []
+        for profile in ("elasticsearch", "million-threads"):
+            code, out, err = cli(
+                tree, capsys, "apply", profile, "--persist", "--no-probe", "--json"
+            )
+            assert code == ExitCode.OK, err
+            ids.append(json.loads(out)["snapshot"])
+        return ids[0], ids[1]
+
+    def test_the_first_applys_lines_stay(
+        self, tree: Tree, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """nofile 65535 (elasticsearch's) stays beside million-threads' nproc and stack;
+        max_map_count takes million-threads' higher value, in place."""
+        self._both(tree, capsys)
+        limits = (tree.etc_root / self.LIMITS).read_text().splitlines()
+        assert {"* soft nofile 65535", "* hard nofile 65535", "* soft nproc 2000000"} <= set(
+            limits
+        )
+        sysctls = (tree.etc_root / self.SYSCTLS).read_text().splitlines()
+        (maps,) = [line for line in sysctls if line.startswith("vm.max_map_count")]
+        assert int(maps.split("=")[1]) == int(read_sysctl("vm.max_map_count")) > 262144
+
+    def test_revert_in_order(self, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+        """Newest first: each revert puts back exactly what its apply found."""
+        start = tree.state()
+        assert cli(tree, capsys, "apply", "elasticsearch", "--persist", "--no-probe")[0] == 0
+        after_first = tree.state()
+        assert cli(tree, capsys, "apply", "million-threads", "--persist", "--no-probe")[0] == 0
+        assert cli(tree, capsys, "revert")[0] == 0
+        assert tree.state() == after_first
+        assert cli(tree, capsys, "revert")[0] == 0
+        assert tree.state() == start
+
+    def test_revert_the_first_then_the_second(
+        self, tree: Tree, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Oldest first (revert ID): elasticsearch's own lines go, what million-threads
+        raised again stays and is handed over; reverting million-threads then leaves the
+        host as it was before both."""
+        start = tree.state()
+        first, _ = self._both(tree, capsys)
+        tuned_maps = read_sysctl("vm.max_map_count")
+        code, out, err = cli(tree, capsys, "revert", first, "--json")
+        assert code == ExitCode.OK, err
+        document = json.loads(out)
+        assert "vm.max_map_count" in document["handed_over"]
+        assert read_sysctl("vm.max_map_count") == tuned_maps  # million-threads still applied
+        limits = (tree.etc_root / self.LIMITS).read_text()
+        assert "nofile" not in limits
+        assert "* soft nproc 2000000" in limits
+        code, _, err = cli(tree, capsys, "revert")
+        assert code == ExitCode.OK, err
+        assert tree.state() == start
 
 
 class TestFailures:

@@ -231,3 +231,39 @@ def test_a_stopped_jvm_service_is_recognised_and_predicted(systemd: Systemd) -> 
     ).held
     print(f"stopped JVM unit: check {check['capacity']}, the JVM held {held}")
     assert abs(held - check["capacity"]) <= check["capacity"] / 100, (check["capacity"], held)
+
+
+def test_a_second_apply_keeps_the_firsts_unit_values(systemd: Systemd) -> None:
+    """Two profiles applied in turn to one service's drop-in, which someone else already
+    wrote an Environment= line in: LimitNOFILE of the first stays beside TasksMax of the
+    second (systemd reads both back), the other line stays, and the two reverts, oldest
+    first, leave the drop-in and the properties as they were."""
+    options = ["--state-dir", "/run/sysprep-state-two"]
+    _unit(systemd, "sp-two.service", "[Service]\nExecStart=/bin/true\n")
+    drop_in = Path("/etc/systemd/system/sp-two.service.d/90-sysprep.conf")
+    try:
+        drop_in.parent.mkdir(parents=True)
+        drop_in.write_text("[Service]\nEnvironment=FROM_SOMEONE=1\n")
+        assert systemd.run("systemctl", "daemon-reload").returncode == 0
+        start = _state(systemd, "sp-two.service"), drop_in.read_bytes()
+        first = systemd.run_path("nofile.toml")
+        first.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 65536\n")
+        second = systemd.run_path("tasks.toml")
+        second.write_text("[target]\nthreads = 100\n[unit]\nTasksMax = 50000\n")
+        ids = []
+        for profile in ("/run/nofile.toml", "/run/tasks.toml"):
+            done = systemd.run(*systemd.sysprep_command(
+                *options, "apply", profile, "--unit", "sp-two", "--no-probe", "--json"
+            ))  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            ids.append(json.loads(done.stdout)["snapshot"])
+        shown, _ = _state(systemd, "sp-two.service")
+        assert (shown["LimitNOFILESoft"], shown["TasksMax"]) == ("65536", "50000")
+        assert "Environment=FROM_SOMEONE=1" in drop_in.read_text().splitlines()
+        for snapshot in ids:  # the oldest first: revert ID, then the last
+            done = systemd.run(*systemd.sysprep_command(*options, "revert", snapshot))
+            assert done.returncode == 0, done.stderr
+        assert (_state(systemd, "sp-two.service"), drop_in.read_bytes()) == start
+    finally:
+        shutil.rmtree(drop_in.parent, ignore_errors=True)
+        systemd.run("systemctl", "daemon-reload")

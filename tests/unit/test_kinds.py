@@ -30,6 +30,7 @@ from sysprep.settings import Change
 from sysprep.settings import Gone
 from sysprep.settings import Part
 from sysprep.settings import Want
+from sysprep.settings import WholeValue
 from sysprep.settings import verdict
 from sysprep.settings.kinds import registered
 from tests.fakehost import SELF_PID
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from sysprep.host import Host
     from sysprep.settings import Situation
     from sysprep.settings import Verdict
+    from sysprep.settings.owned import Line
     from tests.fakehost import FakeHost
 
 SCHEMAS = Path(sysprep.__file__).parent / "schemas"
@@ -46,7 +48,7 @@ LEGACY = Path(__file__).parents[1] / "data/snapshot-0.1.0-elasticsearch.json"
 
 
 @dataclass(frozen=True)
-class ModuleParameter:
+class ModuleParameter(WholeValue):
     """A kernel module's parameter, "MODULE.NAME": /sys/module/MODULE/parameters/NAME."""
 
     name: str
@@ -85,7 +87,7 @@ class ModuleParameter:
     def document(self, change: Change) -> dict[str, Any]:
         return {**self.entry(change.before, change.after), "action": change.action.value}
 
-    def persisted(self, value: int, host: Host) -> tuple[tuple[OwnedFile, str], ...]:  # noqa: ARG002
+    def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:  # noqa: ARG002
         return ()
 
     def change(self, before: int, wanted: int) -> Change:
