@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import shutil
 import subprocess
 import sys
@@ -102,3 +104,20 @@ def test_watch_and_check_read_the_same_model(pids_cgroup: Path) -> None:
         assert (rows["pids.max"]["used"], rows["pids.max"]["limit_value"]) == (120, 120)
         for name in ("kernel.threads-max", "kernel.pid_max"):
             assert abs(rows[name]["used"] - limits[name]["in_use"]) <= 5, name
+
+
+def test_the_textfile_is_never_written_over_a_fifo(tmp_path: Path) -> None:
+    """watch --prometheus refuses a FIFO (or any file not its own) before the first refresh:
+    one line, exit 2, the FIFO still a FIFO."""
+    fifo = tmp_path / "textfile"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "sysprep", "watch", "--pid", str(os.getpid()), "--once",
+         "--prometheus", str(fifo)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"sysprep: error: --prometheus {fifo}: refusing to replace a FIFO"
+    )
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
