@@ -102,7 +102,13 @@ class Systemd:
     def install_code(self) -> None:
         """Copy sysprep, its probes and profiles, and the packages it imports, into the
         namespace's /run: its /tmp is private, and the checkout may sit under /tmp (CI)."""
-        for module in ("sysprep.cli", "sysprep.report", "sysprep.systemd", "sysprep.apply"):
+        for module in (
+            "sysprep.cli",
+            "sysprep.report",
+            "sysprep.systemd",
+            "sysprep.apply",
+            "rich.table",
+        ):
             importlib.import_module(module)  # so that every package it needs is loaded
         code = self.run_path("sysprep-code")
         site = code / "site"

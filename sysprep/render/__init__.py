@@ -21,6 +21,17 @@ def print_json(document: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
+def esc(text: object) -> str:
+    """Text from the host or the user, made safe inside rich markup.
+
+    A path with "[/]" in it, a cgroup named "rt2[b]z", a profile's description: printed
+    as they are, never read as markup.
+    """
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def shown(value: int | None, *, in_bytes: bool) -> str:
     """A limit's value: a size for bytes, a count with separators, or "unlimited"."""
     if value is None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sysprep.render import SCHEMA_VERSION
+from sysprep.render import esc
 from sysprep.render import print_json
 from sysprep.render.probe import print_probe
 from sysprep.settings.files import FileSetting
@@ -56,19 +57,19 @@ def print_apply(result: ApplyResult) -> None:
                 shown = f"  + {new}" if old is None else f"  ~ {old}  →  {new}"
                 console.print(shown, markup=False, soft_wrap=True)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning[/]: {warning}")
+        console.print(f"[yellow]warning[/]: {esc(warning)}")
     if not result.changed:
         console.print("nothing to change: the host already meets this profile")
     elif result.dry_run:
         console.print("dry run: nothing was changed")
     else:
         snapshot = result.snapshot.id if result.snapshot else "?"
-        console.print(f"applied; snapshot {snapshot}; `sysprep revert` undoes it")
+        console.print(f"applied; snapshot {esc(snapshot)}; `sysprep revert` undoes it")
     by_when: dict[str, list[str]] = {}
     for c in plan.to_make:
         by_when.setdefault(c.setting.takes_effect, []).append(c.setting.key)
     for when, keys in by_when.items():
-        console.print(f"takes effect {when}: {', '.join(keys)}")
+        console.print(esc(f"takes effect {when}: {', '.join(keys)}"))
     for probe in result.probes:
         print_probe(probe.document)
 
@@ -77,7 +78,8 @@ def _plan_table(plan: Plan) -> Table:
     """Each setting of the plan: now, what the profile asks, and what apply does."""
     from rich.table import Table
 
-    table = Table(title=f"{plan.profile.name}: {plan.profile.description}", title_justify="left")
+    title = esc(f"{plan.profile.name}: {plan.profile.description}")
+    table = Table(title=title, title_justify="left")
     for column in ("setting", "now", "profile", "action"):
         table.add_column(column)
     for c in (*plan.changes, *plan.shown):
@@ -86,7 +88,7 @@ def _plan_table(plan: Plan) -> Table:
         action = c.action.value if c.changes else "keep (already enough)"
         if c in plan.shown:
             action += " (in its drop-in)"
-        table.add_row(setting.key, setting.show(c.before), wanted, action)
+        table.add_row(esc(setting.key), esc(setting.show(c.before)), esc(wanted), action)
     return table
 
 
@@ -163,9 +165,8 @@ def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None
     for column in ("created", "profile", "state", "changes"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(
-            row["id"], row["created"], row["profile"], row["state"], ", ".join(row["changes"])
-        )
+        fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
+        table.add_row(*map(esc, fields[:4]), esc(", ".join(fields[4])))
     console.print(table)
     _print_rejected(rejected)
 

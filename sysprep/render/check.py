@@ -7,6 +7,7 @@ from typing import Any
 
 from sysprep.limits.base import Status
 from sysprep.render import SCHEMA_VERSION
+from sysprep.render import esc
 from sysprep.render import shown
 from sysprep.units import format_count
 from sysprep.units import format_size
@@ -159,15 +160,15 @@ def print_assessment(result: Assessment) -> None:
     console = Console(highlight=False)
     wants = _wants(result)
     if result.target.threads and result.runtime is not None:
-        console.print(runtime_line(result), style="dim")
-    table = Table(title=f"Can this host run {' and '.join(wants)}?", title_justify="left")
+        console.print(esc(runtime_line(result)), style="dim")
+    table = Table(title=esc(f"Can this host run {' and '.join(wants)}?"), title_justify="left")
     numeric = ("current", "in use", "needed", "allows")
     for column in ("limit", *numeric, "status"):
         table.add_column(column, justify="right" if column in numeric else "left")
     for r in result.readings:
         read = r.status is not Status.UNKNOWN
         table.add_row(
-            r.name,
+            esc(r.name),
             shown(r.current, in_bytes=r.in_bytes) if read else "?",
             shown(r.in_use, in_bytes=r.in_bytes) if r.in_use is not None else "",
             shown(r.needed, in_bytes=r.in_bytes) if r.needed is not None and r.fix else "",
@@ -176,7 +177,7 @@ def print_assessment(result: Assessment) -> None:
         )
     console.print(table)
     for line in _capacity_lines(result):
-        console.print(line, style="bold")
+        console.print(esc(line), style="bold")
     cost = result.cost
     if cost is not None and result.target.threads:
         how = "measured" if cost.measured else "estimated; --calibrate measures it"
@@ -187,18 +188,18 @@ def print_assessment(result: Assessment) -> None:
         )
     failing = [r for r in result.readings if r.fix is not None]
     if failing:
-        console.print(f"\nTo run {' and '.join(wants)}:")
+        console.print(esc(f"\nTo run {' and '.join(wants)}:"))
     for line in (line for r in failing for line in _fix_lines(r)):
         console.print(line)
     for r in result.unknown:
-        console.print(f"[yellow]unknown[/]: {r.name}: {r.note}")
+        console.print(f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}")
     notes = [r for r in result.readings if r.status is Status.OK and r.note]
     if notes:
         console.print("\nnotes:", style="dim")
     for r in notes:
-        console.print(f"  {r.name}: {r.note}", style="dim")
+        console.print(f"  {esc(r.name)}: {esc(r.note)}", style="dim")
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
-    console.print(f"\n{verdict} for {' and '.join(wants)}")
+    console.print(f"\n{verdict} for {esc(' and '.join(wants))}")
 
 
 def _fix_lines(reading: Reading) -> list[str]:
@@ -206,12 +207,12 @@ def _fix_lines(reading: Reading) -> list[str]:
     fix = reading.fix
     if fix is None:
         return []
-    lines = [f"  [bold]{reading.name}[/]: {fix.now}"]
+    lines = [f"  [bold]{esc(reading.name)}[/]: {esc(fix.now)}"]
     if fix.persist:
-        lines.append(f"    persist: {fix.persist}")
-    lines.append(f"    takes effect: {fix.takes_effect}")
+        lines.append(f"    persist: {esc(fix.persist)}")
+    lines.append(f"    takes effect: {esc(fix.takes_effect)}")
     if reading.note:
-        lines.append(f"    note: {reading.note}")
+        lines.append(f"    note: {esc(reading.note)}")
     return lines
 
 
@@ -268,31 +269,30 @@ def print_compliance(compliance: Compliance) -> None:
     Then the capacity after apply, and the verdict.
     """
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
-    name = escape(compliance.profile.name)
+    name = esc(compliance.profile.name)
     table = Table(title=f"\nprofile {name}", title_justify="left")
     for column in ("setting", "expected (at least)", "actual", "in place"):
         table.add_column(column)
     for v in compliance.verdicts:
         status = _VERDICT_STATUS[v.ok]
         table.add_row(
-            escape(v.key),
-            escape(v.shown_expected),
-            escape(v.shown_actual) if v.ok is not None else "?",
+            esc(v.key),
+            esc(v.shown_expected),
+            esc(v.shown_actual) if v.ok is not None else "?",
             f"[{_VERDICT_STYLE[status]}]{_VERDICT_WORD[status]}[/]",
         )
     console.print(table)
     for v in compliance.verdicts:
         if v.reason:
-            console.print(f"[yellow]unknown[/]: {escape(v.key)}: {escape(v.reason)}")
+            console.print(f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}")
     after = compliance.after
     if after.binding is not None and after.capacity is not None:
         console.print(
             f"after `sysprep apply {name}`: can start ~{after.capacity:,}"
-            f" more threads; binding limit: {escape(after.binding.name)}"
+            f" more threads; binding limit: {esc(after.binding.name)}"
         )
     failing = [v for v in compliance.verdicts if v.ok is not True]
     if compliance.compliant:

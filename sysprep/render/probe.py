@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sysprep.facts import PROBES
+from sysprep.render import esc
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def print_probe(document: dict[str, Any]) -> None:
     stopped = document.get("stopped_by")
     if stopped:
         console.print(
-            f"stopped by: [bold red]{stopped}[/]"
+            f"stopped by: [bold red]{esc(stopped)}[/]"
             + (f" ({document['errno']})" if document.get("errno") else "")
         )
     costs = document.get(f"per_{probe.one}_bytes") or {}
@@ -73,6 +74,6 @@ def print_probe(document: dict[str, Any]) -> None:
         parts = ", ".join(
             f"{key.replace('_', ' ')} {format_size(max(value, 0))}" for key, value in costs.items()
         )
-        console.print(f"per {probe.one}: {parts}")
+        console.print(esc(f"per {probe.one}: {parts}"))
     if document.get("oom_kills"):
         console.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from sysprep.render import SCHEMA_VERSION
+from sysprep.render import esc
 from sysprep.render import shown
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ def watch_document(
 
 def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) -> Table:
     """One refresh of the live table; headroom under *warn_pct* % in red."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"headroom of pid {pid}", title_justify="left")
@@ -63,7 +63,7 @@ def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) 
             headroom = f"[bold red]{headroom}[/]"
         rate = "" if trend.per_second is None else f"{trend.per_second:+,.0f}/s"
         table.add_row(
-            escape(reading.name),
+            esc(reading.name),
             shown(reading.in_use, in_bytes=in_bytes),
             shown(reading.current, in_bytes=in_bytes),
             headroom,
@@ -71,7 +71,7 @@ def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) 
             _duration(trend.seconds_left),
         )
     for reading in sample.unknown:
-        table.add_row(escape(reading.name), "?", "?", "[yellow]unknown[/]", "", "")
+        table.add_row(esc(reading.name), "?", "?", "[yellow]unknown[/]", "", "")
     return table
 
 
