@@ -9,6 +9,7 @@ flags, then (Go >= 1.18, flag bit 2) the Go version as a varint-prefixed string 
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 from typing import NamedTuple
@@ -24,6 +25,8 @@ _GO_HEADER = 32  # magic, pointer size, flags, padding; then the version string
 _VARINT_MORE = 0x80
 _PT_INTERP = 3
 _MAX_SECTIONS = 4096  # more is not a binary we can trust to read
+# The most of a section-name table read: names are short, and a file may claim any size.
+_MAX_NAMES = 1 << 20
 
 
 class Executable(NamedTuple):
@@ -47,7 +50,11 @@ _LAYOUTS = {
 
 
 def read_executable(binary: BinaryIO) -> Executable:
-    """The facts of the ELF file *binary*; ValueError when it is not one we can read."""
+    """The facts of the ELF file *binary*; ValueError when it is not one we can read.
+
+    Every offset and size the file states is bounded by the file's own size and by what is
+    needed: a crafted header claiming 2^64 - 1 bytes costs nothing.
+    """
     ident = binary.read(_IDENT)
     if len(ident) < _IDENT or not ident.startswith(_MAGIC) or ident[4] not in _LAYOUTS:
         raise ValueError("not an ELF executable")
@@ -66,7 +73,7 @@ def read_executable(binary: BinaryIO) -> Executable:
     if not sections or shstrndx >= len(sections):
         return Executable(dynamic, None)
     _, names_at, names_size = sections[shstrndx]
-    names = _read_at(binary, names_at, names_size)
+    names = _read_at(binary, names_at, min(names_size, _MAX_NAMES))
     for name, offset, size in sections:
         if names[name : names.find(b"\0", name)] == b".go.buildinfo":
             return Executable(dynamic, _go_version(_read_at(binary, offset, min(size, 64))))
@@ -83,8 +90,12 @@ def _entries(
 
 
 def _read_at(binary: BinaryIO, offset: int, size: int) -> bytes:
+    """At most *size* bytes at *offset*, never past the end of the file."""
+    end = binary.seek(0, os.SEEK_END)
+    if not 0 <= offset < end:
+        return b""
     binary.seek(offset)
-    return binary.read(size)
+    return binary.read(max(min(size, end - offset), 0))
 
 
 def _go_version(data: bytes) -> str | None:

@@ -13,8 +13,13 @@ def go_build_info(version: str) -> bytes:
     return header + bytes([len(version)]) + version.encode() + bytes([0])
 
 
-def elf64(sections: dict[str, bytes], *, interp: bool = False) -> bytes:
-    """An x86_64 ELF file with these sections (and .shstrtab), little-endian."""
+def elf64(
+    sections: dict[str, bytes], *, interp: bool = False, names_claim: int | None = None
+) -> bytes:
+    """An x86_64 ELF file with these sections (and .shstrtab), little-endian.
+
+    *names_claim*: the size the section-name table's header claims (a crafted binary's lie).
+    """
     names = b"\0" + b"".join(name.encode() + b"\0" for name in (*sections, ".shstrtab"))
     body = b""
     placed = []  # (name offset, file offset, size)
@@ -34,6 +39,7 @@ def elf64(sections: dict[str, bytes], *, interp: bool = False) -> bytes:
     )  # fmt: skip
     program = struct.pack("<IIQQQQQQ", 3, 4, 0, 0, 0, 0, 0, 1) if interp else b""
     table = bytes(64)  # section 0 is the null section
-    for name, offset, size in placed:
-        table += struct.pack("<IIQQQQIIQQ", name, 1, 0, 0, offset, size, 0, 0, 1, 0)
+    for index, (name, offset, size) in enumerate(placed):
+        claimed = names_claim if names_claim is not None and index == len(placed) - 1 else size
+        table += struct.pack("<IIQQQQIIQQ", name, 1, 0, 0, offset, claimed, 0, 0, 1, 0)
     return header + program + body + table

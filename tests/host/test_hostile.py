@@ -8,7 +8,10 @@ Cases run in-process (sysprep.cli.run) against a temp /etc and state directory: 
 from __future__ import annotations
 
 import json
+import shutil
+import struct
 import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -285,3 +288,36 @@ def test_a_write_only_sysctl_in_check_profile(
     profile = tmp_path / "drop.toml"
     profile.write_text('[target]\nthreads = 10\n[sysctl]\n"vm.drop_caches" = 3\n')
     _refused(tree, capsys, ["check", "--profile", str(profile)])
+
+
+@pytest.mark.parametrize("claim", [2**64 - 1, 1 << 40])
+def test_a_running_binary_that_lies_about_its_sections(tmp_path: Path, claim: int) -> None:
+    """A static binary whose section-name table claims CLAIM bytes still runs (the kernel
+    never reads section headers); check --pid, check --json and explain --pid of it give
+    their report, exit 0 or 1, never 70."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    source = tmp_path / "pause.c"
+    source.write_text("#include <unistd.h>\nint main(void) { pause(); return 0; }\n")
+    binary = tmp_path / "liar"
+    built = subprocess.run(["gcc", "-static", "-O", "-o", str(binary), str(source)], check=False)
+    if built.returncode != 0:
+        pytest.skip("no static glibc (libc6-dev) to link with")
+    data = bytearray(binary.read_bytes())
+    shoff, shentsize, shstrndx = (
+        struct.unpack_from("<Q", data, 0x28)[0],
+        *struct.unpack_from("<HxxH", data, 0x3A),
+    )
+    struct.pack_into("<Q", data, shoff + shstrndx * shentsize + 32, claim)  # its sh_size
+    binary.write_bytes(bytes(data))
+    process = subprocess.Popen([str(binary)])
+    try:
+        for args in (["check", "--pid"], ["check", "--json", "--pid"], ["explain", "--pid"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "sysprep", *args, str(process.pid)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert done.returncode in (0, 1), done.stderr
+    finally:
+        process.kill()
+        process.wait()

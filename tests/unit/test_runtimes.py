@@ -89,6 +89,23 @@ class TestElf:
         found = read_executable(io.BytesIO(elf64({".text": b"\x90"}, interp=True)))
         assert (found.go_version, found.dynamic) == (None, True)
 
+    @pytest.mark.parametrize("claim", [2**64 - 1, 1 << 40, 2**63, 0])
+    def test_a_crafted_size_reads_within_the_file(self, claim: int) -> None:
+        """A section-name table claiming 2^64 - 1 bytes, or 1 TiB: read within the file,
+        never a MemoryError or OverflowError."""
+        binary = elf64({".go.buildinfo": go_build_info("go1.22.1")}, names_claim=claim)
+        found = read_executable(io.BytesIO(binary))
+        assert found.go_version in ("go1.22.1", None)
+
+    def test_check_pid_of_a_crafted_binary(
+        self, fake: FakeHost, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """check --pid --json of a process whose binary lies: a report, exit 0 or 1."""
+        fake.add_process(7000, uid=1000)
+        binary = elf64({".go.buildinfo": go_build_info("go1.21.5")}, names_claim=2**64 - 1)
+        fake.set_program(7000, ["/usr/local/bin/liar"], binary=binary)
+        check_json(fake, capsys, "--pid", "7000", "-n", "100")
+
     @pytest.mark.parametrize("data", [b"", b"#!/bin/sh\n", b"\x7fELF\x09" + bytes(60)])
     def test_not_an_elf(self, data: bytes) -> None:
         with pytest.raises(ValueError, match="not an ELF"):
