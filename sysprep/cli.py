@@ -104,4 +104,6 @@ def _run(argv: list[str] | None) -> int:
             "sysprep: internal error (a bug); please report the traceback above", file=sys.stderr
         )
         return ExitCode.INTERNAL
+    if result == ExitCode.INTERRUPTED:  # typer turns a KeyboardInterrupt into Exit(130)
+        print("sysprep: interrupted", file=sys.stderr)
     return int(result) if isinstance(result, int) else ExitCode.OK

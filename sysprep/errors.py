@@ -42,6 +42,12 @@ class ConflictError(SysprepError):
     exit_code = ExitCode.CONFLICT
 
 
+class GoneError(SysprepError):
+    """The process being watched has exited, and nothing stands in its place."""
+
+    exit_code = ExitCode.NOT_READY
+
+
 class StoppedError(SysprepError):
     """Ctrl-C or SIGTERM: what was running was stopped and cleaned up."""
 

@@ -107,9 +107,15 @@ class ProcessReads:
                     f"cannot read /proc/{pid}/{name}: permission denied;"
                     f" run sysprep as root or as the owner of pid {pid}"
                 ) from None
-        if self.status(pid).get("Kthread") == "1":  # Linux 6.4+ says so in status
+        status = self.status(pid)
+        if status.get("Kthread") == "1":  # Linux 6.4+ says so in status
             raise BadInputError(
                 f"pid {pid} is a kernel thread: it has no user limits to judge or raise"
+            )
+        if status.get("State", "").startswith("Z"):
+            raise BadInputError(
+                f"pid {pid} is a zombie: it has exited (its parent has not reaped it yet);"
+                " nothing runs there to judge"
             )
 
     def status(self, pid: int | str) -> dict[str, str]:

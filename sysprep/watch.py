@@ -11,12 +11,15 @@ recognised once.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 
 from sysprep.capacity import check
+from sysprep.errors import BadInputError
+from sysprep.errors import GoneError
 from sysprep.limits.base import Status
 from sysprep.limits.base import Target
 from sysprep.limits.cgroup import PidsMax
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from sysprep.runtimes import RuntimeUse
 
 MAPS_EVERY = 10.0  # seconds between two real counts of a big process's mappings
+DAY = 86400.0  # the longest --interval: a refresh a day
 # The limits a running process uses up as it grows: its threads, mappings, fds and memory.
 # check adds kernel.pid_max of the parent namespaces and Go's own limit where they apply.
 WATCHED = (
@@ -49,10 +53,15 @@ WATCHED = (
 
 
 class Sample(NamedTuple):
-    """Every watched limit's reading at one moment."""
+    """Every watched limit's reading at one moment, of process *pid*.
+
+    *note*: a line to show with it (the service's main pid changed since the last sample).
+    """
 
     at: float
     readings: tuple[Reading, ...]
+    pid: int = 0
+    note: str = ""
 
     @property
     def shown(self) -> tuple[Reading, ...]:
@@ -76,16 +85,53 @@ class Trend(NamedTuple):
 
 
 class Watcher:
-    """Samples one running process again and again."""
+    """Samples one running process again and again; a service's, whatever its main pid is.
 
-    def __init__(self, host: Host, pid: int) -> None:
+    With *unit*, a restarted service is followed to its new main pid; a process that has
+    exited, with no service to follow, is a GoneError (one line, exit 1).
+    """
+
+    def __init__(self, host: Host, pid: int, unit: str | None = None) -> None:
         self.host = host
+        self.unit = unit
+        self._follow(pid)
+
+    @property
+    def label(self) -> str:
+        """What the Prometheus lines say of it: its service, or ""."""
+        return self.unit or ""
+
+    def _follow(self, pid: int) -> None:
         self.pid = pid
+        self.started = self.host.process_start(pid)
         self._runtime: RuntimeUse | None = None
         self._maps: tuple[float, int, int] | None = None  # when, mappings, threads then
 
+    def _alive(self) -> bool:
+        """True while the process at our pid is still the one we watch (not reused)."""
+        try:
+            state = self.host.status(self.pid).get("State", "")
+            return self.host.process_start(self.pid) == self.started and not state.startswith("Z")
+        except OSError:
+            return False
+
+    def _next_pid(self) -> str:
+        """Follow the service to its new main pid; the line saying so. GoneError if none."""
+        gone = f"pid {self.pid} has exited"
+        if self.unit is not None:
+            from sysprep.systemd import read_unit
+
+            service = read_unit(self.host, self.unit)
+            if service.running and service.main_pid is not None:
+                old, pid = self.pid, service.main_pid
+                self._follow(pid)
+                return f"{service.name}: pid {old} has exited; following its main pid {pid}"
+            raise GoneError(f"{gone}: {service.name} is not running; nothing left to watch")
+        raise GoneError(f"{gone}: nothing left to watch")
+
     def sample(self) -> Sample:
         """Every watched limit now, as check reads it."""
+        note = "" if self._alive() else self._next_pid()
         now = time.monotonic()
         known: dict[str, Any] = {}
         if self._runtime is not None:
@@ -96,7 +142,7 @@ class Watcher:
         self._runtime = assessment.runtime
         if self._maps is None and self._runtime is not None:  # counted by this first read
             self._remember_maps(now, assessment.readings)
-        return Sample(now, assessment.readings)
+        return Sample(now, assessment.readings, self.pid, note)
 
     def _mappings(self, now: float, runtime: RuntimeUse) -> int:
         """Counted every MAPS_EVERY seconds; in between, the new threads' mappings added."""
@@ -111,6 +157,29 @@ class Watcher:
         maps = next((r for r in readings if r.made_by(MaxMapCount)), None)
         if maps is not None and maps.in_use is not None:
             self._maps = (now, maps.in_use, int(self.host.status(self.pid)["Threads"]))
+
+
+def watcher_for(
+    host: Host, *, pid: int | None, unit: str | None, interval: float, warn: float
+) -> Watcher:
+    """A Watcher of --pid or of --unit's main pid; BadInputError for options it cannot use."""
+    if (pid is None) == (unit is None):
+        raise BadInputError("watch needs one of --pid or --unit")
+    if not math.isfinite(interval) or interval > DAY:
+        raise BadInputError(f"invalid --interval {interval}: seconds, from 0.1 to {DAY:,.0f}")
+    if not math.isfinite(warn):
+        raise BadInputError(f"invalid --warn {warn}: a percentage from 0 to 100")
+    name = None
+    if unit is not None:
+        from sysprep.systemd import read_unit
+
+        service = read_unit(host, unit)
+        if not service.running or service.main_pid is None:
+            raise BadInputError(f"{service.name} is not running: nothing to watch")
+        pid, name = service.main_pid, service.name
+    assert pid is not None  # noqa: S101 - one of the two was given
+    host.require_process(pid)
+    return Watcher(host, pid, name)
 
 
 def trends(before: Sample | None, now: Sample) -> list[Trend]:

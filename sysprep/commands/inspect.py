@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
@@ -12,6 +14,9 @@ from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
 from sysprep.units import parse_count
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def check(
@@ -265,55 +270,49 @@ def watch(
 
     Example: sysprep watch --pid 4242 --warn 20
     """
-    import time
     from pathlib import Path
 
     from sysprep.render import print_json
     from sysprep.render.prometheus import check_path
-    from sysprep.render.prometheus import watch_text
-    from sysprep.render.prometheus import write_textfile
+    from sysprep.render.watch import print_once
+    from sysprep.render.watch import show_live
     from sysprep.render.watch import watch_document
-    from sysprep.render.watch import watch_table
-    from sysprep.watch import Watcher
     from sysprep.watch import trends
     from sysprep.watch import warnings
+    from sysprep.watch import watcher_for
 
-    host = ctx.obj.host
-    if (pid is None) == (unit is None):
-        raise BadInputError("watch needs one of --pid or --unit")
-    unit_name = ""
-    if unit is not None:
-        from sysprep.systemd import read_unit
-
-        service = read_unit(host, unit)
-        if not service.running:
-            raise BadInputError(f"{service.name} is not running: nothing to watch")
-        pid, unit_name = service.main_pid, service.name
-    assert pid is not None  # noqa: S101 - one of the two was given
-    host.require_process(pid)
+    watcher = watcher_for(ctx.obj.host, pid=pid, unit=unit, interval=interval, warn=warn)
     textfile = None if prometheus is None else Path(prometheus)
     if textfile is not None:
         check_path(textfile)  # refused before the first refresh, not after
-    watcher = Watcher(host, pid)
-    before, now = None, watcher.sample()
+    now = watcher.sample()
     if once or as_json:
-        shown_trends = trends(None, now)
         if as_json:
-            print_json(watch_document(pid, now, shown_trends, warn))
+            print_json(watch_document(now.pid, now, trends(None, now), warn))
         else:
-            from rich.console import Console
-
-            Console(highlight=False).print(watch_table(pid, now, shown_trends, warn))
+            print_once(now, warn)
         if textfile is not None:
-            write_textfile(textfile, watch_text(now.readings, shown_trends, unit_name))
-        return ExitCode.NOT_READY if warnings(now, warn) else ExitCode.OK
-    from rich.live import Live
+            from sysprep.render.prometheus import watch_text
+            from sysprep.render.prometheus import write_textfile
 
-    with Live(watch_table(pid, now, trends(None, now), warn), auto_refresh=False) as live:
-        while True:
-            time.sleep(interval)
-            before, now = now, watcher.sample()
-            shown_trends = trends(before, now)
-            if textfile is not None:
-                write_textfile(textfile, watch_text(now.readings, shown_trends, unit_name))
-            live.update(watch_table(pid, now, shown_trends, warn), refresh=True)
+            write_textfile(textfile, watch_text(now.readings, trends(None, now), watcher.label))
+        return ExitCode.NOT_READY if warnings(now, warn) else ExitCode.OK
+    with _signals_interrupt():
+        show_live(watcher, now, interval=interval, warn=warn, textfile=textfile)
+    return ExitCode.OK  # pragma: no cover - the loop ends by a signal or an error
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop watch as Ctrl-C does: one line, exit 130."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -10,10 +10,13 @@ from sysprep.render import esc
 from sysprep.render import shown
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.table import Table
 
     from sysprep.watch import Sample
     from sysprep.watch import Trend
+    from sysprep.watch import Watcher
 
 
 def watch_document(
@@ -73,6 +76,44 @@ def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) 
     for reading in sample.unknown:
         table.add_row(esc(reading.name), "?", "?", "[yellow]unknown[/]", "", "")
     return table
+
+
+def print_once(sample: Sample, warn_pct: float) -> None:
+    """One refresh of the table, printed."""
+    from rich.console import Console
+
+    from sysprep.watch import trends
+
+    Console(highlight=False).print(watch_table(sample.pid, sample, trends(None, sample), warn_pct))
+
+
+def show_live(
+    watcher: Watcher, first: Sample, *, interval: float, warn: float, textfile: Path | None
+) -> None:
+    """The live table, refreshed every *interval* until a signal or an error ends it.
+
+    Each refresh's textfile is written too. A new main pid is said in one line, and its
+    rates start again.
+    """
+    import time
+
+    from rich.live import Live
+
+    from sysprep.render.prometheus import watch_text
+    from sysprep.render.prometheus import write_textfile
+    from sysprep.watch import trends
+
+    now = first
+    with Live(watch_table(now.pid, now, trends(None, now), warn), auto_refresh=False) as live:
+        while True:
+            time.sleep(interval)
+            before, now = now, watcher.sample()
+            if now.note:
+                live.console.print(now.note, markup=False)
+            shown = trends(None if now.note else before, now)
+            if textfile is not None:
+                write_textfile(textfile, watch_text(now.readings, shown, watcher.label))
+            live.update(watch_table(now.pid, now, shown, warn), refresh=True)
 
 
 def _duration(seconds: float | None) -> str:

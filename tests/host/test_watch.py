@@ -6,10 +6,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ from tests.host.test_schemas import validate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from tests.realsystemd import Systemd
 
 pytestmark = pytest.mark.root
 
@@ -121,3 +125,103 @@ def test_the_textfile_is_never_written_over_a_fifo(tmp_path: Path) -> None:
         f"sysprep: error: --prometheus {fifo}: refusing to replace a FIFO"
     )
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+WATCH = [sys.executable, "-m", "sysprep", "watch"]
+
+
+def _watching(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*WATCH, *args, "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_watched_process_that_exits_is_one_line() -> None:
+    """The process exits under a live watch: one line, exit 1, never a traceback."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    watching = _watching("--pid", str(sleeper.pid))
+    time.sleep(1.0)
+    sleeper.kill()
+    sleeper.wait()
+    _, err = watching.communicate(timeout=30)
+    assert watching.returncode == 1, err
+    assert err.strip().splitlines() == [
+        f"sysprep: error: pid {sleeper.pid} has exited: nothing left to watch"
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ends_watch_in_one_line(signum: signal.Signals) -> None:
+    """SIGTERM, SIGHUP and Ctrl-C: one line, exit 130."""
+    watching = _watching("--pid", str(os.getpid()))
+    time.sleep(1.0)
+    watching.send_signal(signum)
+    _, err = watching.communicate(timeout=30)
+    assert watching.returncode == 130, err
+    assert err.strip().splitlines() == ["sysprep: interrupted"]
+
+
+@pytest.mark.parametrize(
+    "options", [["--interval", "inf"], ["--interval", "nan"], ["--interval", "1e308"],
+                ["--warn", "nan"]],
+)  # fmt: skip
+def test_an_interval_or_warning_that_is_not_a_number_is_bad_input(options: list[str]) -> None:
+    """inf, nan and 1e308 seconds, and a nan warning (which would never warn): exit 2."""
+    done = subprocess.run(
+        [*WATCH, "--pid", str(os.getpid()), "--once", *options],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_zombie_is_refused() -> None:
+    """A zombie has no limits in use to follow: one line, exit 2, never healthy headroom."""
+    child = subprocess.Popen(["true"])
+    time.sleep(0.5)  # exited, not yet reaped: a zombie
+    try:
+        done = subprocess.run([*WATCH, "--pid", str(child.pid), "--once"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert "is a zombie" in done.stderr
+    finally:
+        child.wait()
+
+
+def test_another_users_process_is_watched() -> None:
+    """A process of uid 65534, watched by this root without CAP_SYS_RESOURCE: its limits
+    come from /proc/PID/limits (world-readable), never from prlimit(2)."""
+    sleeper = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "sleep", "60"])  # fmt: skip
+    try:
+        time.sleep(0.3)
+        done = subprocess.run([*WATCH, "--pid", str(sleeper.pid), "--once", "--json"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode in (0, 1), done.stderr
+        rows = {row["limit"] for row in json.loads(done.stdout)["limits"]}
+        assert {"RLIMIT_NPROC", "RLIMIT_NOFILE"} <= rows
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_restarted_service_is_followed(systemd: Systemd) -> None:
+    """watch --unit of a service restarted under it follows its new main pid, in one line."""
+    started = systemd.run("systemd-run", "--unit=sp-watched", "/bin/sleep", "300")
+    assert started.returncode == 0, started.stderr
+    watching = subprocess.Popen(
+        ["nsenter", "-t", str(systemd.pid), "-a",
+         *systemd.sysprep_command("watch", "--unit", "sp-watched", "--interval", "0.2")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    assert systemd.run("systemctl", "restart", "sp-watched").returncode == 0
+    time.sleep(1.5)
+    os.killpg(watching.pid, signal.SIGINT)  # nsenter forks: the whole group, as a terminal
+    out, err = watching.communicate(timeout=30)
+    assert err.strip().splitlines() == ["sysprep: interrupted"]  # nsenter dies of it too
+    assert "sp-watched.service: pid " in out
+    assert "has exited; following its main pid" in out
