@@ -17,6 +17,7 @@ from sysprep.errors import SysprepError
 from sysprep.plan import Plan
 from sysprep.plan import build_plan
 from sysprep.revert import restore
+from sysprep.settings.sysctl import PID_MAX
 from sysprep.settings.sysctl import SysctlSetting
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import ROLLED_BACK
@@ -140,9 +141,17 @@ def _refuse_the_hosts(host: Host, plan: Plan) -> None:
     if not environment.in_container:
         return
     own = Inspection(host, Target(threads=1)).child_pid_namespace
+    sysctls = plan.of(SysctlSetting)
+    if own and any(c.setting.key == PID_MAX for c in sysctls):
+        # Its own pid_max shows here (4194304 in a new one), while the host's binds too.
+        raise ApplyFailedError(
+            f"{PID_MAX}: inside a pid namespace only its own can be read or set, and the"
+            " host's binds too: set it on the host, or run sysprep in the host's pid namespace"
+            " (a pod's hostPID: true); nothing was changed"
+        )
     theirs = [
         change
-        for change in plan.of(SysctlSetting)
+        for change in sysctls
         if change.changes
         and sysctl_where(change.setting.key, environment, own_pid_namespace=own) == "host"
     ]

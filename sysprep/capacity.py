@@ -44,6 +44,12 @@ class Assessment(NamedTuple):
         return tuple(r for r in self.readings if r.status is Status.UNKNOWN)
 
     @property
+    def known_capacity(self) -> int | None:
+        """The capacity, where every thread limit was read; None while one was not."""
+        unread = any(r.unit == "threads" for r in self.unknown)
+        return None if unread else self.capacity
+
+    @property
     def ready(self) -> bool:
         """Ready only when every limit was read and none stops the target."""
         return all(r.status is Status.OK for r in self.readings)

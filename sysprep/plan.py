@@ -97,6 +97,16 @@ class Situation:
         target = Target(threads=1, pid=self.pid)
         return Inspection(self.host, target, unit=self.service).rlimits
 
+    @cached_property
+    def child_pid_namespace(self) -> bool:
+        """True inside a pid namespace with a pid_max of its own (Linux >= 6.14).
+
+        There the host's pid_max binds too, and it can neither be read nor set from here.
+        """
+        from sysprep.limits.inspection import Inspection
+
+        return Inspection(self.host, Target(threads=1, pid=self.pid)).child_pid_namespace
+
     def needed(self, key: str) -> int:
         """The value check reports as "needed" for *key* and the profile's target."""
         return self._needed[key]

@@ -258,8 +258,8 @@ def compliance_document(compliance: Compliance) -> dict[str, Any]:
             }
             for v in compliance.verdicts
         ],
-        "capacity_after": after.capacity,
-        "binding_after": after.binding.name if after.binding else None,
+        "capacity_after": after.known_capacity,
+        "binding_after": after.binding.name if after.binding and after.known_capacity else None,
     }
 
 
@@ -289,7 +289,12 @@ def print_compliance(compliance: Compliance) -> None:
         if v.reason:
             console.print(f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}")
     after = compliance.after
-    if after.binding is not None and after.capacity is not None:
+    if after.known_capacity is None and after.unknown:
+        unread = ", ".join(r.name for r in after.unknown)
+        console.print(
+            f"after `sysprep apply {name}`: not known while {esc(unread)} cannot be read"
+        )
+    elif after.binding is not None and after.capacity is not None:
         console.print(
             f"after `sysprep apply {name}`: can start ~{after.capacity:,}"
             f" more threads; binding limit: {esc(after.binding.name)}"

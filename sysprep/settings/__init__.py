@@ -147,6 +147,11 @@ if TYPE_CHECKING:
             """The judged process's rlimits (a stopped service's: systemd's); None: unlimited."""
             ...
 
+        @property
+        def child_pid_namespace(self) -> bool:
+            """True inside a pid namespace with a pid_max of its own (Linux >= 6.14)."""
+            ...
+
         def needed(self, key: str) -> int:
             """What the capacity model says *key* needs for the target ("auto")."""
             ...

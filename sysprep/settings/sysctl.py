@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 # Any sysctl without bounds of its own: what a long holds.
 _LONG = (-(2**63), 2**63 - 1)
+PID_MAX = "kernel.pid_max"
+_HOSTS_PID_MAX = (
+    "inside a pid namespace: its own pid_max shows here, but the host's binds too and cannot"
+    " be read from here; judge it on the host, or in a pod with hostPID: true"
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,9 @@ class SysctlSetting(WholeValue):
         verdicts = []
         for want in wants:
             minimum = situation.needed(want.setting.key) if want.value == AUTO else want.value
+            if want.setting.key == PID_MAX and situation.child_pid_namespace:
+                verdicts.append(unjudged(want.setting, minimum, _HOSTS_PID_MAX))
+                continue
             try:
                 verdicts.append(verdict(_planned(want, situation), minimum))
             except (Gone, OSError) as error:

@@ -202,3 +202,22 @@ def test_nested_check_inside_when_its_own_level_is_the_tighter() -> None:
     assert abs(probe["held"] - check["capacity"]) <= check["capacity"] / 100
     parent = next(r for r in check["limits"] if r["name"] == "kernel.pid_max (parent namespaces)")
     assert parent["status"] == "unknown"
+
+
+def test_a_profile_inside_a_pid_namespace_never_promises_the_hosts_pid_max() -> None:
+    """Inside a pid namespace its own pid_max (4194304) shows, while the host's binds: check
+    --profile says kernel.pid_max is unknown, promises no capacity after apply, and exits 1;
+    apply --dry-run says apply would refuse it, naming hostPID."""
+    documents = in_namespace(
+        compact(f"{SYSPREP} check --profile million-threads --threads 100 --json")
+        + "; "
+        + compact(f"{SYSPREP} apply million-threads --dry-run --json")
+    )
+    profile = documents["check"]["profile"]
+    pid_max = next(s for s in profile["settings"] if s["key"] == "kernel.pid_max")
+    assert (pid_max["status"], pid_max["ok"]) == ("unknown", False)
+    assert "hostPID" in pid_max["reason"]
+    assert (profile["compliant"], profile["capacity_after"]) == (False, None)
+    warnings = documents["probe"]["warnings"]
+    assert any(w.startswith("apply would refuse: kernel.pid_max: inside a pid namespace")
+               and "hostPID: true" in w for w in warnings)  # fmt: skip
