@@ -20,6 +20,8 @@ from sysprep.revert import restore
 from sysprep.settings.sysctl import PID_MAX
 from sysprep.settings.sysctl import SysctlSetting
 from sysprep.snapshot import APPLIED
+from sysprep.snapshot import APPLYING
+from sysprep.snapshot import PLANNING
 from sysprep.snapshot import ROLLED_BACK
 from sysprep.snapshot import Snapshot
 from sysprep.snapshot import locked
@@ -94,15 +96,27 @@ def apply(
     if run_probes and profile.probes and not host.is_live:
         raise BadInputError("probes start real threads: apply to --root needs --no-probe")
     with locked(state_dir, host), _StopSignals() as signals:
-        _fault("after-lock")
-        result = ApplyResult(
-            build_plan(profile, host, pid=pid, persist=persist, unit=unit), dry_run=False
-        )
+        # The record comes first: an apply killed while it plans is still on record, and a
+        # plain revert then refuses to undo an earlier apply in its place.
+        snapshot = Snapshot.new(profile.name, host, ())
+        snapshot.state = PLANNING
+        snapshot.save(state_dir)
+        try:
+            _fault("after-lock")
+            result = ApplyResult(
+                build_plan(profile, host, pid=pid, persist=persist, unit=unit), dry_run=False
+            )
+            if result.changed:
+                _refuse_the_hosts(host, result.plan)
+        except BaseException:
+            snapshot.forget(state_dir)  # nothing was changed
+            raise
         if not result.changed:
+            snapshot.forget(state_dir)
             return result
-        _refuse_the_hosts(host, result.plan)
-        snapshot = Snapshot.new(profile.name, host, result.plan.to_make)
+        snapshot.changes, snapshot.state = result.plan.to_make, APPLYING
         result.snapshot = snapshot
+        was_running = restart and unit is not None and _running(host, unit)
         try:
             snapshot.save(state_dir)
             _fault("after-snapshot")
@@ -116,7 +130,7 @@ def apply(
             snapshot.save(state_dir)
         except BaseException as error:
             signals.defer()  # nothing may stop the rollback half-way
-            _roll_back(host, snapshot, state_dir, error)
+            _roll_back(host, snapshot, state_dir, error, restart=unit if was_running else None)
             raise
         _fault("after-applied")
     if signals.arrived is not None:
@@ -164,12 +178,21 @@ def _refuse_the_hosts(host: Host, plan: Plan) -> None:
         )
 
 
-def _roll_back(host: Host, snapshot: Snapshot, state_dir: Path, error: BaseException) -> None:
+def _roll_back(
+    host: Host,
+    snapshot: Snapshot,
+    state_dir: Path,
+    error: BaseException,
+    *,
+    restart: str | None = None,
+) -> None:
     """Undo every change of a failed apply, then raise what the operator should read.
 
     The snapshot becomes rolled-back, or stays applying when a setting could not be put
-    back (`sysprep revert` then finishes). An unexpected exception is re-raised as it is,
-    after the rollback: a bug, but not a half-changed host.
+    back (`sysprep revert` then finishes). *restart*: a service that was running before a
+    --restart that failed: it is started again with its former settings, and its state
+    said. An unexpected exception is re-raised as it is, after the rollback: a bug, but
+    not a half-changed host.
     """
     undone = restore(host, snapshot.changes, force=True)
     if not undone.failed:
@@ -179,11 +202,27 @@ def _roll_back(host: Host, snapshot: Snapshot, state_dir: Path, error: BaseExcep
     if undone.failed:
         left = "; ".join(f"{key}: {reason}" for key, reason in undone.failed)
         outcome = f"rolled back all but {left}; `sysprep revert` retries them"
+    if restart is not None:
+        outcome += f"; {restart} restarted with its former settings: {_restarted(host, restart)}"
     if isinstance(error, KeyboardInterrupt):
         raise StoppedError(f"interrupted: apply {outcome}") from None
     if isinstance(error, (OSError, SysprepError)):
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ApplyFailedError(f"apply {snapshot.profile} failed: {reason}; {outcome}") from None
+
+
+def _running(host: Host, unit: str) -> bool:
+    """True when the service is active now (what a failed --restart must give back)."""
+    return host.systemctl("is-active", "--", unit).stdout.strip() == "active"
+
+
+def _restarted(host: Host, unit: str) -> str:
+    """Restart *unit* as it now is; its state after, as systemctl says it."""
+    try:
+        host.restart_unit(unit)
+    except OSError as error:
+        return f"failed ({error.strerror or error}; see journalctl -u {unit})"
+    return host.systemctl("is-active", "--", unit).stdout.strip() or "unknown"
 
 
 class _StopSignals:

@@ -88,7 +88,8 @@ def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="sysprep", standalone_mode=False)
     except SysprepError as error:
-        print(f"sysprep: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).splitlines())  # one line, whatever a tool said
+        print(f"sysprep: error: {message}", file=sys.stderr)
         return error.exit_code
     except typer.TyperException as error:  # usage errors: unknown option, not an integer
         print(f"sysprep: error: {error.format_message()} (see sysprep --help)", file=sys.stderr)

@@ -140,13 +140,13 @@ class Host(ProcessReads):
         """Run systemctl daemon-reload: systemd reads the unit files and drop-ins again."""
         done = self.systemctl("daemon-reload")
         if done.returncode != 0:
-            raise OSError(0, f"systemctl daemon-reload: {done.stderr.strip()}")
+            raise OSError(0, f"systemctl daemon-reload: {_first_line(done.stderr)}")
 
     def restart_unit(self, unit: str) -> None:
         """Run systemctl restart UNIT."""
         done = self.systemctl("restart", "--", unit)
         if done.returncode != 0:
-            raise OSError(0, f"systemctl restart {unit}: {done.stderr.strip()}")
+            raise OSError(0, f"systemctl restart {unit}: {_first_line(done.stderr)}")
 
     def pid_namespace_levels(self, pid: int) -> list[Level]:
         """The pid namespaces of *pid* below ours, each with its pid_max (sysprep.pidns).
@@ -253,3 +253,8 @@ class Host(ProcessReads):
     def slab_object_size(self, cache: str) -> int:
         """Bytes per object of a slab cache (SLUB's /sys/kernel/slab/CACHE/slab_size)."""
         return int(self.read(f"sys/kernel/slab/{cache}/slab_size"))
+
+
+def _first_line(text: str) -> str:
+    """The first line of a tool's message: an error is one line (the rest is its advice)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "no message")

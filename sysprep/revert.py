@@ -11,6 +11,7 @@ from sysprep.errors import SysprepError
 from sysprep.settings import Gone
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import APPLYING
+from sysprep.snapshot import PLANNING
 from sysprep.snapshot import REVERTED
 from sysprep.snapshot import ROLLED_BACK
 from sysprep.snapshot import SnapshotError
@@ -182,6 +183,19 @@ def _choose(scan: Scan, snapshot_id: str | None, state_dir: Path) -> Snapshot:
             f"{newest}: {rejected[newest.stem]}; `sysprep revert ID` reverts another snapshot"
         )
     pending = [s for s in scan.found if s.state in (APPLIED, APPLYING)]
+    interrupted = [s for s in scan.found if s.state == PLANNING]
+    if interrupted and (not pending or interrupted[-1].id > pending[-1].id):
+        last = interrupted[-1]
+        earlier = (
+            f"; `sysprep revert {pending[-1].id}` reverts the one before it"
+            f" ({pending[-1].profile}, applied {pending[-1].when})"
+            if pending
+            else ""
+        )
+        raise BadInputError(
+            f"nothing to revert: the last apply ({last.profile}, {last.when}) was interrupted"
+            f" before it changed anything{earlier}"
+        )
     if not pending:
         raise BadInputError(f"nothing to revert: no applied snapshot in {state_dir}")
     return pending[-1]
@@ -203,6 +217,11 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
         chosen = _choose(scan, snapshot_id, state_dir)
         if chosen.state in (REVERTED, ROLLED_BACK):
             raise BadInputError(f"snapshot {chosen.id} is already {chosen.state}")
+        if chosen.state == PLANNING:
+            raise BadInputError(
+                f"nothing to revert: apply {chosen.profile} ({chosen.when}) was interrupted"
+                " before it changed anything"
+            )
         later = [s for s in scan.found if s.id > chosen.id and s.state in (APPLIED, APPLYING)]
         done = restore(
             host, chosen.changes, force=force, later=later, save=lambda s: s.save(state_dir)

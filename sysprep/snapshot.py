@@ -34,7 +34,9 @@ SCHEMA_VERSION = 1
 _ID = re.compile(r"\d{8}T\d{6}\.\d{6}-[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _MAX_BYTES = 16 << 20  # a snapshot holds at most three small files and a few values
 APPLYING, APPLIED, ROLLED_BACK, REVERTED = "applying", "applied", "rolled-back", "reverted"
-STATES = (APPLYING, APPLIED, ROLLED_BACK, REVERTED)
+# An apply writes its record first, while it plans: one killed then leaves "planning" behind.
+PLANNING = "planning"
+STATES = (PLANNING, APPLYING, APPLIED, ROLLED_BACK, REVERTED)
 # A snapshot's own fields; every other one is a kind's list of settings.
 _FIELDS = frozenset({"id", "profile", "created", "boot_id", "state", "schema_version"})
 
@@ -88,6 +90,15 @@ class Snapshot:
                 if c.setting.kind == kind.kind
             ]
         return data
+
+    @property
+    def when(self) -> str:
+        """When the apply began, in local time."""
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
+
+    def forget(self, state_dir: Path) -> None:
+        """Remove the record of an apply that changed nothing."""
+        (snapshots_dir(state_dir) / f"{self.id}.json").unlink(missing_ok=True)
 
     def save(self, state_dir: Path) -> Path:
         """Write atomically and durably: temp file, fsync, rename, fsync the directory."""

@@ -98,6 +98,7 @@ def revert_document(result: RevertResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "snapshot": result.snapshot.id,
         "profile": result.snapshot.profile,
+        "created": result.snapshot.created,
         "restored": result.restored,
         "handed_over": result.handed,
         "failed": [{"key": key, "reason": reason} for key, reason in result.failed],
@@ -113,10 +114,11 @@ def print_revert(result: RevertResult) -> None:
             f"; kept, as a later apply changed them again (its revert now puts back what"
             f" {snapshot.profile} found): {', '.join(result.handed)}"
         )
+    applied = f"{snapshot.profile}, applied {snapshot.when} (snapshot {snapshot.id})"
     if not result.failed:
-        print(f"reverted {snapshot.profile} (snapshot {snapshot.id}): {what}")
+        print(f"reverted {applied}: {what}")
         return
-    print(f"partly reverted {snapshot.profile} (snapshot {snapshot.id}): {what}")
+    print(f"partly reverted {applied}: {what}")
     for key, reason in result.failed:
         print(f"sysprep: could not restore {key}: {reason}", file=sys.stderr)
     print(

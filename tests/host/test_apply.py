@@ -432,3 +432,30 @@ def test_kill_9_at_each_step_then_revert_restores(tree: Tree, step: str) -> None
     else:
         assert reverted.returncode == ExitCode.OK, reverted.stderr
     assert tree.state() == start
+
+
+def test_a_killed_apply_never_lets_revert_undo_the_one_before(tree: Tree) -> None:
+    """apply elasticsearch, then million-threads killed while it plans: a plain revert says
+    the last apply was interrupted before any change and names the earlier one (with its
+    time), changing nothing; `revert ID` of that one, and only then, undoes it."""
+    start = tree.state()
+    first = tree.sysprep("apply", "elasticsearch", "--no-probe", "--json")
+    assert first.returncode == ExitCode.OK, first.stderr
+    snapshot = json.loads(first.stdout)["snapshot"]
+    tuned = tree.state()
+    killed = tree.sysprep(
+        "apply", str(tree.fast), "--no-probe", env={"SYSPREP_TEST_FAULT": "after-lock:SIGKILL"}
+    )
+    assert killed.returncode == -9
+    refused = tree.sysprep("revert")
+    assert refused.returncode == ExitCode.BAD_INPUT
+    (line,) = refused.stderr.strip().splitlines()
+    assert "nothing to revert: the last apply (fast-million" in line
+    assert f"`sysprep revert {snapshot}` reverts the one before it (elasticsearch, applied" in line
+    assert tree.state() == tuned
+    listed = json.loads(tree.sysprep("snapshots", "--json").stdout)["snapshots"]
+    assert [s["state"] for s in listed] == ["applied", "planning"]
+    reverted = tree.sysprep("revert", snapshot)
+    assert reverted.returncode == ExitCode.OK, reverted.stderr
+    assert reverted.stdout.startswith("reverted elasticsearch, applied 2")
+    assert tree.state() == start

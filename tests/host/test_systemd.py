@@ -267,3 +267,33 @@ def test_a_second_apply_keeps_the_firsts_unit_values(systemd: Systemd) -> None:
     finally:
         shutil.rmtree(drop_in.parent, ignore_errors=True)
         systemd.run("systemctl", "daemon-reload")
+
+
+def test_a_failed_restart_gives_the_service_back(systemd: Systemd) -> None:
+    """apply --unit --restart whose new limits make the service fail to start: the drop-in
+    is rolled back, the service restarted with its former settings, and the one line says
+    so with its state: active again, as it was."""
+    _unit(
+        systemd,
+        "sp-picky.service",
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        "ExecStart=/bin/sh -c 'test $(ulimit -n) -lt 5000'\n",
+    )
+    assert systemd.run("systemctl", "start", "sp-picky").returncode == 0
+    profile = systemd.run_path("picky.toml")
+    profile.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 65536\n")
+    options = ["--state-dir", "/run/sysprep-state-picky"]
+    try:
+        done = systemd.run(*systemd.sysprep_command(
+            *options, "apply", "/run/picky.toml", "--unit", "sp-picky", "--restart", "--no-probe"
+        ))  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("sysprep: error: apply picky failed: systemctl restart")
+        assert line.endswith(
+            "rolled back every change; sp-picky.service restarted with its former settings: active"
+        )
+        assert systemd.run("systemctl", "is-active", "sp-picky").stdout.strip() == "active"
+        assert not Path("/etc/systemd/system/sp-picky.service.d/90-sysprep.conf").exists()
+    finally:
+        shutil.rmtree("/etc/systemd/system/sp-picky.service.d", ignore_errors=True)
