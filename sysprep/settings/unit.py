@@ -16,6 +16,10 @@ from typing import ClassVar
 
 from sysprep.errors import BadInputError
 from sysprep.facts import BY_SYSTEMD_PROPERTY
+from sysprep.facts import CAP_SYS_RESOURCE
+from sysprep.facts import NR_OPEN_MAX
+from sysprep.facts import PID_MAX_LIMIT
+from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import SYSTEMD_FILE
 from sysprep.facts import USER_SLICE_FILE
 from sysprep.facts import unit_drop_in
@@ -45,6 +49,8 @@ _SIZES = frozenset({"LimitSTACK", "LimitMEMLOCK"})
 Value = int | None | tuple[int | None, int | None]
 # "auto" TasksMax leaves the service this many tasks beside the target's threads.
 _OWN_TASKS = 64
+# The most the kernel takes: pids.max is below pid_max's most, open files below nr_open's.
+_HIGHEST = {"TasksMax": PID_MAX_LIMIT, "LimitNOFILE": NR_OPEN_MAX}
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,9 @@ class UnitSetting(WholeValue):
         for want in wants:
             setting = cls(_property(want), service.name if service else None)
             before = setting.value_in(service) if service else _default(setting.name, host)
-            changes.append(setting.change(before, _wanted(want, situation)))
+            change = setting.change(before, _wanted(want, situation))
+            setting.within_reach(change, host)
+            changes.append(change)
         raised = tuple(c for c in changes if c.changes)
         notes = []
         if service is not None and service.running and raised:
@@ -151,6 +159,28 @@ class UnitSetting(WholeValue):
                 " --restart)"
             )
         return Part(persisted=raised, warnings=tuple(notes), shown=raised)
+
+    def within_reach(self, change: Change, host: Host) -> None:
+        """BadInputError when *change* raises a limit past what systemd can give a service.
+
+        systemd sets the limits of a service it starts with setrlimit(2), from PID 1: past
+        PID 1's own hard limit (when it lacks CAP_SYS_RESOURCE), or past fs.nr_open for the
+        open files, it sets the closest it can, which can be lower than the unit had.
+        """
+        if self.name == "TasksMax" or not isinstance(change.after, tuple):
+            return
+        name = BY_SYSTEMD_PROPERTY[self.name].name
+        ceiling = _manager_ceiling(host, name)
+        before = change.before if isinstance(change.before, tuple) else (None, None)
+        for now, after in zip(before, change.after, strict=True):
+            raised = after != now and (after is None or (now is not None and after > now))
+            if raised and ceiling is not None and (after is None or after > ceiling):
+                shown = "infinity" if after is None else f"{after:,}"
+                raise BadInputError(
+                    f"[unit] {self.name} = {shown} is more than systemd can give"
+                    f" {self.unit or 'a service'} here ({ceiling:,}: {_why(host)});"
+                    f" ask for at most {ceiling:,}"
+                )
 
     @classmethod
     def judge(cls, wants: tuple[Want, ...], situation: Situation) -> tuple[Verdict, ...]:
@@ -230,6 +260,32 @@ class UnitSetting(WholeValue):
         return Change(self, before, after, action, wanted)
 
 
+def _manager_ceiling(host: Host, name: str) -> int | None:
+    """The most of rlimit *name* systemd (PID 1) can give a service; None: no bound."""
+    ceiling = None
+    if not _pid1_may_raise(host):
+        hard = host.rlimit(1, name)[1]
+        ceiling = None if hard == RLIM_INFINITY else hard
+    if name == "RLIMIT_NOFILE":
+        nr_open = host.sysctl_int("fs.nr_open")
+        ceiling = nr_open if ceiling is None else min(ceiling, nr_open)
+    return ceiling
+
+
+def _pid1_may_raise(host: Host) -> bool:
+    """True when PID 1 holds CAP_SYS_RESOURCE: it may raise a hard limit past its own."""
+    try:
+        return bool(int(host.status(1)["CapEff"], 16) & (1 << CAP_SYS_RESOURCE))
+    except (OSError, KeyError, ValueError):
+        return True
+
+
+def _why(host: Host) -> str:
+    if _pid1_may_raise(host):
+        return "fs.nr_open"
+    return "PID 1's own hard limit, and it lacks CAP_SYS_RESOURCE"
+
+
 def _property(want: Want) -> str:
     """The property a [unit] entry names (TasksMax, LimitNOFILE)."""
     setting = want.setting
@@ -260,14 +316,27 @@ def _higher(now: int | None, wanted: int | None) -> int | None:
 
 
 def _one(where: str, key: str, value: object) -> int | None:
+    """One value of a [unit] entry: a number (quoted or not), a size, or infinity (None).
+
+    Bounded as the kernel bounds it: TasksMax by pid_max's most (PID_MAX_LIMIT), the
+    open files by fs.nr_open's, any other limit below RLIM_INFINITY.
+    """
     if value in ("infinity", "unlimited"):
         return None
-    if key in _SIZES and isinstance(value, str):
-        return parse_size(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+    if key in _SIZES and isinstance(value, str) and not value.isdigit():
+        try:
+            value = parse_size(value)
+        except BadInputError as error:
+            raise BadInputError(f"{where}: unit.{key}: {error}") from None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)  # "65536" is 65536, as elsewhere in profiles
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise BadInputError(
             f'{where}: unit.{key} must be a whole number greater than zero, or "infinity"'
         )
+    highest = _HIGHEST.get(key, 2**63 - 1)
+    if value > highest:
+        raise BadInputError(f"{where}: unit.{key} = {value} is out of range [1, {highest}]")
     return value
 
 

@@ -18,6 +18,7 @@ from tests.nobody import run_as_nobody
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tests.fakehost import FakeHost
     from tests.realsystemd import Systemd
 
 pytestmark = pytest.mark.root
@@ -111,7 +112,7 @@ description = "a service's own limits"
 threads = 20000
 [unit]
 TasksMax = "auto"
-LimitNOFILE = { soft = 65536, hard = 65536 }
+LimitNOFILE = { soft = 16384, hard = 16384 }
 LimitSTACK = "256K"
 """
 
@@ -153,7 +154,7 @@ def test_apply_unit_sets_its_drop_in_and_revert_takes_it_back(
     ]
     tuned, exists = _state(systemd, "sp-tuned.service")
     assert exists
-    assert (tuned["TasksMax"], tuned["LimitNOFILESoft"]) == ("20480", "65536")
+    assert (tuned["TasksMax"], tuned["LimitNOFILESoft"]) == ("20480", "16384")
     assert tuned["LimitSTACK"] == start[0]["LimitSTACK"]  # infinity already: raise-only keeps it
     reverted = systemd.run(*systemd.sysprep_command(*options, "revert"))
     assert reverted.returncode == 0, reverted.stderr
@@ -247,7 +248,7 @@ def test_a_second_apply_keeps_the_firsts_unit_values(systemd: Systemd) -> None:
         assert systemd.run("systemctl", "daemon-reload").returncode == 0
         start = _state(systemd, "sp-two.service"), drop_in.read_bytes()
         first = systemd.run_path("nofile.toml")
-        first.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 65536\n")
+        first.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 16384\n")
         second = systemd.run_path("tasks.toml")
         second.write_text("[target]\nthreads = 100\n[unit]\nTasksMax = 50000\n")
         ids = []
@@ -258,7 +259,7 @@ def test_a_second_apply_keeps_the_firsts_unit_values(systemd: Systemd) -> None:
             assert done.returncode == 0, done.stderr
             ids.append(json.loads(done.stdout)["snapshot"])
         shown, _ = _state(systemd, "sp-two.service")
-        assert (shown["LimitNOFILESoft"], shown["TasksMax"]) == ("65536", "50000")
+        assert (shown["LimitNOFILESoft"], shown["TasksMax"]) == ("16384", "50000")
         assert "Environment=FROM_SOMEONE=1" in drop_in.read_text().splitlines()
         for snapshot in ids:  # the oldest first: revert ID, then the last
             done = systemd.run(*systemd.sysprep_command(*options, "revert", snapshot))
@@ -281,7 +282,7 @@ def test_a_failed_restart_gives_the_service_back(systemd: Systemd) -> None:
     )
     assert systemd.run("systemctl", "start", "sp-picky").returncode == 0
     profile = systemd.run_path("picky.toml")
-    profile.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 65536\n")
+    profile.write_text("[target]\nthreads = 100\n[unit]\nLimitNOFILE = 16384\n")
     options = ["--state-dir", "/run/sysprep-state-picky"]
     try:
         done = systemd.run(*systemd.sysprep_command(
@@ -297,3 +298,40 @@ def test_a_failed_restart_gives_the_service_back(systemd: Systemd) -> None:
         assert not Path("/etc/systemd/system/sp-picky.service.d/90-sysprep.conf").exists()
     finally:
         shutil.rmtree("/etc/systemd/system/sp-picky.service.d", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("LimitNOFILE = 3000000000", "is out of range [1, 2147483584]"),
+        ("LimitNOFILE = 2000000000", "is more than systemd can give sp-bounded.service here"),
+        ("TasksMax = 99999999", "is out of range [1, 4194304]"),
+        ('LimitSTACK = "18446744073709551615"', "is out of range [1, 9223372036854775807]"),
+    ],
+)
+def test_unit_values_past_what_systemd_can_give_are_refused(
+    systemd: Systemd, entry: str, why: str
+) -> None:
+    """Past the kernel's bound, or past PID 1's own hard limit (this VM's systemd lacks
+    CAP_SYS_RESOURCE: it would set a lower limit than the unit had), a [unit] value is one
+    line, exit 2, and no drop-in."""
+    _unit(systemd, "sp-bounded.service", "[Service]\nExecStart=/bin/true\n")
+    systemd.run_path("bounded.toml").write_text(f"[target]\nthreads = 100\n[unit]\n{entry}\n")
+    done = systemd.run(*systemd.sysprep_command(
+        "--state-dir", "/run/sysprep-state-bounded", "apply", "/run/bounded.toml",
+        "--unit", "sp-bounded", "--no-probe",
+    ))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert why in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert not Path("/etc/systemd/system/sp-bounded.service.d").exists()
+
+
+def test_quoted_numbers_are_numbers_in_the_unit_table(fake: FakeHost) -> None:
+    """TasksMax = "5000" reads as 5000, as a [sysctl] value does."""
+    from sysprep.profile import load
+
+    profile = fake.root / "quoted.toml"
+    profile.write_text('[target]\nthreads = 10\n[unit]\nTasksMax = "5000"\n')
+    (want,) = load(str(profile), fake.host).wants
+    assert want.value == 5000
