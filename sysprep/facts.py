@@ -97,11 +97,17 @@ class OwnedFile(NamedTuple):
 
 SYSCTL_FILE = OwnedFile("/etc/sysctl.d/90-sysprep.conf", "sysctl", "at every boot")
 LIMITS_FILE = OwnedFile("/etc/security/limits.d/90-sysprep.conf", "limits", "at next login")
+# sysprep runs systemctl daemon-reload after writing either: the manager re-reads its
+# defaults then (DefaultTasksMax, DefaultLimit*=), for the services it starts after.
 SYSTEMD_FILE = OwnedFile(
-    "/etc/systemd/system.conf.d/90-sysprep.conf", "systemd", "after systemctl daemon-reexec"
+    "/etc/systemd/system.conf.d/90-sysprep.conf",
+    "systemd",
+    "now (sysprep reloads systemd), for services started from then on",
 )
 USER_SLICE_FILE = OwnedFile(
-    "/etc/systemd/system/user-.slice.d/90-sysprep.conf", "systemd", "at each user's next login"
+    "/etc/systemd/system/user-.slice.d/90-sysprep.conf",
+    "systemd",
+    "now (sysprep reloads systemd), for every user's slice",
 )
 # The fixed files sysprep writes; with unit_drop_in's, the only ones: a snapshot naming any
 # other path is refused.

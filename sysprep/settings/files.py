@@ -71,10 +71,12 @@ class FileSetting:
     def write(self, host: Host, value: FileState) -> None:
         """Make it *value*: replaced atomically, a symlink again, or removed.
 
-        A unit or slice drop-in is then loaded: systemctl daemon-reload.
+        A systemd file (the manager's defaults, a unit's or the user slices' drop-in) is then
+        loaded: systemctl daemon-reload, so that the manager holds what the files say, after
+        apply and after revert alike.
         """
         host.write_etc(self.path, value)
-        if self.path.startswith("/etc/systemd/system/") and host.is_live and host.runs_systemd:
+        if self._syntax == "systemd" and host.is_live and host.runs_systemd:
             host.daemon_reload()
 
     def undo(

@@ -1,6 +1,6 @@
 """A resource limit: of a running process (prlimit(2), now), or of processes started later.
 
-Those are persisted only: limits.d at next login, systemd's defaults after daemon-reexec
+Those are persisted only: limits.d at next login, systemd's defaults once sysprep reloads it
 (services never read limits.conf: they have no PAM session).
 """
 

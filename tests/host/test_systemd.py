@@ -335,3 +335,32 @@ def test_quoted_numbers_are_numbers_in_the_unit_table(fake: FakeHost) -> None:
     profile.write_text('[target]\nthreads = 10\n[unit]\nTasksMax = "5000"\n')
     (want,) = load(str(profile), fake.host).wants
     assert want.value == 5000
+
+
+def test_default_tasks_max_takes_effect_and_revert_puts_the_manager_back(
+    systemd: Systemd,
+) -> None:
+    """apply --persist of a [unit] TasksMax without --unit: the manager's DefaultTasksMax is
+    raised at once (sysprep reloads it, and says so), and revert puts it back at once."""
+    options = ["--state-dir", "/run/sysprep-state-default"]
+    before = systemd.run("systemctl", "show", "-p", "DefaultTasksMax").stdout.strip()
+    systemd.run_path("default.toml").write_text(
+        "[target]\nthreads = 100\n[unit]\nTasksMax = 60000\n"
+    )
+    written = [Path("/etc/systemd/system.conf.d"), Path("/etc/systemd/system/user-.slice.d")]
+    made = [d for d in written if not d.exists()]
+    try:
+        done = systemd.run(*systemd.sysprep_command(
+            *options, "apply", "/run/default.toml", "--persist", "--no-probe"
+        ))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "takes effect now (sysprep reloads systemd)" in done.stdout
+        shown = systemd.run("systemctl", "show", "-p", "DefaultTasksMax").stdout.strip()
+        assert shown == "DefaultTasksMax=60000"
+        reverted = systemd.run(*systemd.sysprep_command(*options, "revert"))
+        assert reverted.returncode == 0, reverted.stderr
+        assert systemd.run("systemctl", "show", "-p", "DefaultTasksMax").stdout.strip() == before
+    finally:
+        for directory in made:
+            shutil.rmtree(directory, ignore_errors=True)
+        systemd.run("systemctl", "daemon-reload")
