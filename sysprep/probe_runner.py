@@ -139,7 +139,9 @@ def as_transient_unit(unit: Unit) -> list[str]:
     ]
     for name, (soft, hard) in unit.rlimits.items():
         words.append(f"--property={RLIMITS[name].systemd}={shown(soft)}:{shown(hard)}")
-    if unit.uid:
+    if unit.uid is None:
+        words.append("--property=DynamicUser=yes")
+    elif unit.uid:
         words.append(f"--uid={unit.uid}")
     return words
 

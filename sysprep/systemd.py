@@ -34,6 +34,7 @@ _PROPERTIES = (
     "TasksMax",
     "MemoryMax",
     "DropInPaths",
+    "DynamicUser",
     "ExecStart",
     "Environment",
     # Each rlimit's property, hard (LimitNPROC) and soft (LimitNPROCSoft).
@@ -62,7 +63,7 @@ class Unit(NamedTuple):
     name: str  # "demo.service"
     running: bool
     main_pid: int | None
-    uid: int  # of User=; 0 when it runs as root
+    uid: int | None  # of User=; 0 when it runs as root; None: a DynamicUser= made at start
     slice: str  # "system.slice"
     tasks_max: int | None  # None: infinity
     default_tasks_max: int | None
@@ -145,7 +146,7 @@ def read_unit(host: Host, name: str) -> Unit:
         name=name,
         running=properties.get("ActiveState") == "active" and main_pid > 0,
         main_pid=main_pid or None,
-        uid=_uid(properties.get("User", "")),
+        uid=_uid(properties.get("User", ""), dynamic=properties.get("DynamicUser") == "yes"),
         slice=properties.get("Slice") or "system.slice",
         tasks_max=tasks_max,
         default_tasks_max=default,
@@ -241,7 +242,10 @@ def _number(text: str) -> int | None:
     return int(text)
 
 
-def _uid(user: str) -> int:
+def _uid(user: str, *, dynamic: bool = False) -> int | None:
+    """The uid of User=; None for a dynamic user systemd makes when the unit starts."""
+    if not user and dynamic:
+        return None
     if not user:
         return 0
     if user.isdigit():
@@ -249,6 +253,8 @@ def _uid(user: str) -> int:
     try:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
+        if dynamic:  # made at start (DynamicUser=yes): no task of it runs before
+            return None
         raise BadInputError(f"User={user} of the unit is not a user of this host") from None
 
 

@@ -89,8 +89,11 @@ class Inspection:
         return self.host.cgroup_levels(self.proc, controller)
 
     @cached_property
-    def real_uid(self) -> int:
-        """Real uid: RLIMIT_NPROC counts threads per real uid (a stopped service's User=)."""
+    def real_uid(self) -> int | None:
+        """Real uid: RLIMIT_NPROC counts threads per real uid (a stopped service's User=).
+
+        None: a stopped service's dynamic user, made when it starts, with no task yet.
+        """
         if self.unit is not None and self.unit_stopped:
             return self.unit.uid
         return int(self.status["Uid"].split()[0])

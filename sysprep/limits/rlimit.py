@@ -19,8 +19,8 @@ _SHARED_UID = (
 )
 
 
-def _nproc_note(inspection: Inspection, uid: int, soft: int) -> str:
-    note = f"threads of uid {uid}"
+def _nproc_note(inspection: Inspection, uid: int | None, soft: int) -> str:
+    note = f"threads of uid {uid}" if uid is not None else "a dynamic user's: none run yet"
     if inspection.unit is not None:
         note += f"; LimitNPROC={soft:,} of {inspection.unit.name}"
     return note + (_SHARED_UID if inspection.namespaced else "")
@@ -42,7 +42,8 @@ class Nproc:
                 self.name, inspection.target, current=soft, in_use=None, allows=None, note=note
             )
         uid = inspection.real_uid
-        in_use = inspection.tasks_by_uid.get(uid, 0) + inspection.shape.runtime_threads
+        held = 0 if uid is None else inspection.tasks_by_uid.get(uid, 0)
+        in_use = held + inspection.shape.runtime_threads
         needed = in_use + inspection.target.threads
         return measured(
             self.name,

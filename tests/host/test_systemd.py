@@ -364,3 +364,33 @@ def test_default_tasks_max_takes_effect_and_revert_puts_the_manager_back(
         for directory in made:
             shutil.rmtree(directory, ignore_errors=True)
         systemd.run("systemctl", "daemon-reload")
+
+
+def test_a_dynamic_user_service_is_judged_stopped(systemd: Systemd) -> None:
+    """DynamicUser=yes: its user is made when it starts. Stopped, it is checked (no task of
+    that user runs yet: RLIMIT_NPROC counts none), explained and tuned like any service."""
+    _unit(
+        systemd,
+        "sp-dyn.service",
+        "[Service]\nDynamicUser=yes\nUser=sp-dyn-user\nLimitNPROC=500\nExecStart=/bin/true\n",
+    )
+    check = systemd.sysprep("check", "--unit", "sp-dyn", "--threads", "100", "--json")
+    validate("check", check)
+    assert check["unit"]["uid"] is None
+    nproc = next(r for r in check["limits"] if r["name"] == "RLIMIT_NPROC")
+    assert (nproc["in_use"], nproc["allows"]) == (0, 500)
+    assert "dynamic user" in nproc["note"]
+    explained = systemd.run(*systemd.sysprep_command("explain", "--unit", "sp-dyn"))
+    assert explained.returncode in (0, 1), explained.stderr
+    systemd.run_path("dyn.toml").write_text("[target]\nthreads = 100\n[unit]\nTasksMax = 40000\n")
+    try:
+        done = systemd.run(*systemd.sysprep_command(
+            "--state-dir", "/run/sysprep-state-dyn", "apply", "/run/dyn.toml", "--unit", "sp-dyn",
+            "--no-probe",
+        ))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reverted = systemd.run(*systemd.sysprep_command("--state-dir", "/run/sysprep-state-dyn",
+                                                        "revert"))  # fmt: skip
+        assert reverted.returncode == 0, reverted.stderr
+    finally:
+        shutil.rmtree("/etc/systemd/system/sp-dyn.service.d", ignore_errors=True)
