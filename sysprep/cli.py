@@ -68,7 +68,9 @@ def _options(
         str, typer.Option(hidden=True, help="Snapshots and the lock live here.")
     ] = str(DEFAULT_STATE_DIR),
 ) -> None:
-    ctx.obj = commands.Context(Host(Path(root), etc_root=Path(etc_root)), Path(state_dir))
+    # "//" and "/." are the live root too: never a tree that dodges the root checks.
+    tree, etc = Path(os.path.realpath(root)), Path(os.path.realpath(etc_root))
+    ctx.obj = commands.Context(Host(tree, etc_root=etc), Path(state_dir))
     if quiet:  # run() puts both streams back when the command is done
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115, PTH123
 

@@ -7,6 +7,7 @@ Host's own path() and read(), so a tree host (tests) serves it too.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,21 @@ class ProcessReads:
         except OSError:
             return None
         return int(link.partition("[")[2].rstrip("]") or 0) or None
+
+    def kernel_uid(self, uid: int) -> int | None:
+        """The kernel's uid behind *uid*, a uid as this reader sees it; None: not mapped.
+
+        /proc shows uids in the reader's user namespace; its /proc/self/uid_map maps them.
+        """
+        try:
+            lines = self.read("proc/self/uid_map").splitlines()
+        except OSError:  # a tree without it, or no user namespaces: the same uids
+            return uid
+        for line in lines:
+            inside, outside, count = (int(field) for field in line.split())
+            if inside <= uid < inside + count:
+                return outside + uid - inside
+        return None
 
     def environ(self, pid: int | str) -> dict[str, str]:
         """A process's environment as it started (its owner's or root's to read)."""
@@ -103,6 +119,12 @@ class ProcessReads:
             except FileNotFoundError:  # noqa: PERF203 - four files, once per run
                 raise BadInputError(f"no process with pid {pid}") from None
             except PermissionError:
+                if os.geteuid() == 0:  # root without CAP_SYS_PTRACE, as a container's root is
+                    raise NeedsRootError(
+                        f"cannot read /proc/{pid}/{name}: permission denied; this root lacks"
+                        f" CAP_SYS_PTRACE, which reading another user's process takes: run"
+                        f" sysprep where root holds it, or as the owner of pid {pid}"
+                    ) from None
                 raise NeedsRootError(
                     f"cannot read /proc/{pid}/{name}: permission denied;"
                     f" run sysprep as root or as the owner of pid {pid}"

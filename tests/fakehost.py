@@ -201,6 +201,11 @@ class FakeHost:
         link.symlink_to(f"{kind}:[{inode}]")
         return self
 
+    def set_uid_map(self, inside: int, outside: int, count: int, pid: int = SELF_PID) -> FakeHost:
+        """/proc/PID/uid_map: uids from *inside* are the kernel's from *outside* on."""
+        self._write(f"proc/{pid}/uid_map", f"{inside:>10} {outside:>10} {count:>10}\n")
+        return self
+
     def set_fds(self, pid: int, count: int) -> FakeHost:
         """/proc/PID/fd with *count* descriptors."""
         fd_dir = self.root / f"proc/{pid}/fd"

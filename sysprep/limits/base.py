@@ -141,5 +141,11 @@ def measured(
 
 def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
     """A limit that could not be read; it makes the host "not ready" until it can be."""
-    reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
-    return Reading(name, Status.UNKNOWN, note=f"could not read: {reason}", unit=unit)
+    return Reading(name, Status.UNKNOWN, note=f"could not read: {reason_of(error)}", unit=unit)
+
+
+def reason_of(error: Exception) -> str:
+    """Why a read failed, in words: "Permission denied: /proc/1/maps"; never "None: None"."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error) or type(error).__name__

@@ -138,16 +138,19 @@ class Inspection:
     def nproc_exempt(self) -> bool:
         """Global root, CAP_SYS_RESOURCE or CAP_SYS_ADMIN skip RLIMIT_NPROC (kernel/fork.c).
 
-        Global: uid 0 and capabilities of the initial user namespace only; root of a
-        user-namespaced container is counted like anyone.
+        Global: the kernel's uid 0 (INIT_USER), which root of a user namespace mapped from
+        the host's root is too, or a capability of the initial user namespace; root of a
+        user-namespaced container mapped from another uid is counted like anyone.
         """
-        user_ns = self.host.namespace("user", self.proc)
-        if user_ns not in (None, INIT_USER_NS):
-            return False
         if self.unit_stopped:  # systemd starts it with no capabilities unless it says so
             return self.real_uid == 0
+        if self.real_uid is not None and self.host.kernel_uid(self.real_uid) == 0:
+            return True
+        user_ns = self.host.namespace("user", self.proc)
+        if user_ns not in (None, INIT_USER_NS):
+            return False  # its capabilities are its namespace's, not the kernel's
         caps = int(self.status["CapEff"], 16)
-        return self.real_uid == 0 or bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
+        return bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
 
     @cached_property
     def child_pid_namespace(self) -> bool:

@@ -144,6 +144,10 @@ def _reading_document(reading: Reading) -> dict[str, Any]:
 def summary_line(result: Assessment) -> str:
     """The capacity line: "can start ~32,461 more threads; binding limit: ..."."""
     binding = result.binding
+    unread = [r.name for r in result.unknown if r.unit == "threads"]
+    if unread:  # what binds may be the limit that could not be read: never name another
+        read = "" if result.capacity is None else f" (at most ~{result.capacity:,} by those read)"
+        return f"not known how many more threads{read}: {', '.join(unread)} could not be read"
     if binding is None or result.capacity is None:
         return "no limit that could be read bounds the thread count"
     return (

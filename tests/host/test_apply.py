@@ -379,7 +379,12 @@ class TestFailures:
         """As uid 65534: apply and revert exit 3 with one line, and nothing changes."""
         start = tree.state()
         options = ["--etc-root", str(tree.etc_root), "--state-dir", str(tree.state_dir)]
-        for args in (["apply", "million-threads", "--no-probe"], ["revert"]):
+        for args in (
+            ["apply", "million-threads", "--no-probe"],
+            ["revert"],
+            ["--root", "//", "apply", "elasticsearch", "--no-probe"],  # the live root, spelt so
+            ["--root", "/.", "apply", "elasticsearch", "--no-probe"],
+        ):
             completed = run_as_nobody([*options, *args])
             assert completed.returncode == ExitCode.NEEDS_ROOT, completed.stderr
             assert len(completed.stderr.strip().splitlines()) == 1

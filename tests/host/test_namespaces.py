@@ -221,3 +221,17 @@ def test_a_profile_inside_a_pid_namespace_never_promises_the_hosts_pid_max() -> 
     warnings = documents["probe"]["warnings"]
     assert any(w.startswith("apply would refuse: kernel.pid_max: inside a pid namespace")
                and "hostPID: true" in w for w in warnings)  # fmt: skip
+
+
+def test_root_of_a_user_namespace_mapped_from_root_is_exempt_from_nproc() -> None:
+    """In a user namespace whose uid 0 is the host's uid 0 (unshare --map-root-user by root),
+    the kernel sees INIT_USER: RLIMIT_NPROC does not bind it, however low, and check says
+    so (ulimit -u 50 here, far below the tasks root runs)."""
+    script = compact(f"ulimit -u 50; {SYSPREP} check --json --threads 10")
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", *UNSHARE[1:], "sh", "-c", script],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    document = json.loads(done.stdout)
+    nproc = next(r for r in document["limits"] if r["name"] == "RLIMIT_NPROC")
+    assert (nproc["status"], nproc["note"]) == ("ok", "root is exempt"), nproc

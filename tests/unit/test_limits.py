@@ -468,11 +468,19 @@ class TestRuntimeKnobs:
 
 class TestNprocInNamespaces:
     def test_root_of_a_user_namespace_is_not_exempt(self, fake: FakeHost) -> None:
-        """uid 0 in a user namespace is not the kernel's INIT_USER: RLIMIT_NPROC counts it."""
+        """uid 0 of a user namespace mapped from uid 100000 is not the kernel's INIT_USER,
+        and its capabilities are its namespace's: RLIMIT_NPROC counts it."""
         fake.add_process(SELF_PID, uid=0, caps=0xFFFFFFFF).set_namespace("user", 4026532200)
+        fake.set_uid_map(0, 100000, 65536)
         reading = Nproc().read(inspect(fake))
         assert reading.note.startswith("threads of uid 0; in a container: the same uid's")
         assert reading.allows is not None
+
+    def test_root_of_a_user_namespace_mapped_from_root_is(self, fake: FakeHost) -> None:
+        """uid 0 of a user namespace mapped from the host's uid 0 is INIT_USER: exempt."""
+        fake.add_process(SELF_PID, uid=0).set_namespace("user", 4026532200)
+        fake.set_uid_map(0, 0, 1)
+        assert Nproc().read(inspect(fake)).note == "root is exempt"
 
     def test_root_of_the_initial_namespace_is(self, fake: FakeHost) -> None:
         """Global root skips the limit (kernel/fork.c)."""
