@@ -69,6 +69,15 @@ PID_MAX_PER_NAMESPACE = (6, 14)
 # capability(7) numbers: either one lifts RLIMIT_NPROC (kernel/fork.c).
 CAP_SYS_ADMIN = 21
 CAP_SYS_RESOURCE = 24
+# capability(7)'s names, by number (include/uapi/linux/capability.h).
+CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)  # fmt: skip
 # FUTEX_TID_MASK: the kernel refuses larger threads-max with EINVAL (kernel/fork.c).
 THREADS_MAX_LIMIT = 0x3FFFFFFF
 # PID_MAX_LIMIT on 64-bit (include/linux/threads.h).

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sysprep import procfs
 from sysprep.errors import BadInputError
 from sysprep.errors import NeedsRootError
+from sysprep.facts import CAPABILITIES
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import RLIMITS
 
@@ -119,11 +120,10 @@ class ProcessReads:
             except FileNotFoundError:  # noqa: PERF203 - four files, once per run
                 raise BadInputError(f"no process with pid {pid}") from None
             except PermissionError:
-                if os.geteuid() == 0:  # root without CAP_SYS_PTRACE, as a container's root is
+                if os.geteuid() == 0:  # a root with fewer capabilities than the process
                     raise NeedsRootError(
-                        f"cannot read /proc/{pid}/{name}: permission denied; this root lacks"
-                        f" CAP_SYS_PTRACE, which reading another user's process takes: run"
-                        f" sysprep where root holds it, or as the owner of pid {pid}"
+                        f"cannot read /proc/{pid}/{name}: permission denied; {self._lacking(pid)}"
+                        f": run sysprep where root holds them, or as the owner of pid {pid}"
                     ) from None
                 raise NeedsRootError(
                     f"cannot read /proc/{pid}/{name}: permission denied;"
@@ -139,6 +139,23 @@ class ProcessReads:
                 f"pid {pid} is a zombie: it has exited (its parent has not reaped it yet);"
                 " nothing runs there to judge"
             )
+
+    def _lacking(self, pid: int) -> str:
+        """Which capabilities *pid* holds that this root lacks, as one phrase.
+
+        Reading another process's maps takes them (ptrace(2)'s access mode).
+        """
+        try:
+            theirs = int(self.status(pid)["CapPrm"], 16)
+            ours = int(self.status("self")["CapEff"], 16)
+        except (OSError, KeyError, ValueError):
+            return "this root lacks a capability the process holds"
+        missing = [
+            f"CAP_{name}" for bit, name in enumerate(CAPABILITIES) if theirs & ~ours & (1 << bit)
+        ]
+        if not missing:
+            return "this root may not trace it (CAP_SYS_PTRACE, or a security module)"
+        return f"pid {pid} holds {', '.join(missing)}, which this root lacks"
 
     def status(self, pid: int | str) -> dict[str, str]:
         """/proc/PID/status as name → raw value."""

@@ -146,6 +146,7 @@ def unknown(name: str, error: Exception, unit: str = "threads") -> Reading:
 
 def reason_of(error: Exception) -> str:
     """Why a read failed, in words: "Permission denied: /proc/1/maps"; never "None: None"."""
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    if isinstance(error, OSError):
+        words = error.strerror or type(error).__name__
+        return f"{words}: {error.filename}" if error.filename else words
     return str(error) or type(error).__name__

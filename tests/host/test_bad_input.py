@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -199,3 +201,23 @@ def test_tampered_snapshot_is_refused(
     """revert trusts a snapshot only if root owns it, alone may write it, and it is sane."""
     _tamper(tree, capsys, how)
     assert_refused(tree, capsys, ["revert"], ExitCode.BAD_INPUT, message)
+
+
+def test_root_with_fewer_capabilities_is_told_what_it_lacks() -> None:
+    """Root lacking a capability a process holds (as docker's default root, and this VM's,
+    lack CAP_SYS_RESOURCE, which pid 1 holds) cannot read its maps: the one line names the
+    capability, not "run as root"."""
+    try:
+        with open("/proc/1/maps", "rb"):  # noqa: PTH123
+            pytest.skip("root here may read pid 1's maps")
+    except PermissionError:
+        pass
+    done = subprocess.run(
+        [sys.executable, "-m", "sysprep", "check", "--pid", "1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("sysprep: error: cannot read /proc/1/maps: permission denied; pid 1")
+    assert "CAP_SYS_RESOURCE, which this root lacks" in line
+    assert "run sysprep as root" not in line

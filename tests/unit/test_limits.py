@@ -486,3 +486,17 @@ class TestNprocInNamespaces:
         """Global root skips the limit (kernel/fork.c)."""
         fake.add_process(SELF_PID, uid=0).set_namespace("user", 0xEFFFFFFD)
         assert Nproc().read(inspect(fake)).note == "root is exempt"
+
+
+def test_an_unread_limit_says_why_in_words(fake: FakeHost) -> None:
+    """An error with no message of the kernel's is named by itself, never "None: None"."""
+    from sysprep.limits.base import unknown
+
+    assert unknown("x", OSError(0, "")).note == "could not read: OSError"
+    assert (
+        unknown("x", OSError(2, "No such file", "/p")).note == "could not read: No such file: /p"
+    )
+    assert (
+        unknown("x", OSError(13, "Permission denied")).note == "could not read: Permission denied"
+    )
+    assert fake  # the fixture keeps the signature of the file's other tests
