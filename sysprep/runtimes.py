@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 RUNTIMES = ("c", "jvm", "rust", "go")
 HOTSPOT_STACK = 1 * MIB  # -Xss / -XX:ThreadStackSize default on Linux x86_64 and aarch64
+HOTSPOT_MAX_STACK = 1 << 30  # ThreadStackSize's range ends at 1 GiB (1048576 KiB)
 RUST_STACK = 2 * MIB  # std::thread's default (library/std/src/thread/mod.rs)
 RUST_SIGNAL_STACK = 8 * KIB  # SIGSTKSZ: std maps one per thread, below a guard page
 GO_G0_STACK = 16 * KIB  # a Go M's g0 stack, from the Go heap (runtime/proc.go allocm)
@@ -180,8 +181,10 @@ def detect(program: Program) -> RuntimeUse:
     A JVM by its executable's name or argv[0], Go by its binary's build info, else C.
     """
     exe, argv = program.exe, program.argv
-    if "java" in (exe.rsplit("/", 1)[-1], argv[0].rsplit("/", 1)[-1] if argv else ""):
-        return RuntimeUse("jvm", "detected", f"{program.shown} is {exe or argv[0]}")
+    if exe.rsplit("/", 1)[-1] == "java":
+        return RuntimeUse("jvm", "detected", f"{program.shown} is {exe}")
+    if argv and argv[0].rsplit("/", 1)[-1] == "java":  # the launcher, whatever exe says
+        return RuntimeUse("jvm", "detected", f"its argv[0] is {argv[0]}")
     go_version, cgo = _executable(program)
     if go_version is not None:
         linked = "; cgo: its threads are glibc's" if cgo else ""
@@ -262,18 +265,26 @@ def _jvm_options(argv: Sequence[str]) -> list[str]:
 
 
 def _java_stack_option(option: str) -> int | None:
+    """The size an -Xss or -XX:ThreadStackSize option sets; None: none the JVM would take.
+
+    HotSpot refuses to start with one past 1 GiB ("Invalid thread stack size"), or one it
+    cannot parse: there is then no JVM to judge by it.
+    """
     try:
         if option.startswith("-Xss"):
-            return parse_size(option[4:])
-        match = _THREAD_STACK_SIZE.fullmatch(option)
-        if match:  # its unit is KiB unless a suffix says otherwise
-            return parse_size(match[1] + (match[2] or "K"))
+            size = parse_size(option[4:])
+        elif match := _THREAD_STACK_SIZE.fullmatch(option):  # KiB unless a suffix says
+            size = parse_size(match[1] + (match[2] or "K"))
+        else:
+            return None
     except BadInputError:
-        return None  # the JVM refuses to start with it: nothing to judge
-    return None
+        return None
+    return size if 0 < size <= HOTSPOT_MAX_STACK else None
 
 
 def rust_stack(environ: dict[str, str]) -> tuple[int, str] | None:
-    """RUST_MIN_STACK, in bytes, as std reads it (a decimal number; else ignored)."""
+    """RUST_MIN_STACK, in bytes, as std reads it: ASCII digits into a usize, else ignored."""
     text = environ.get("RUST_MIN_STACK", "")
-    return (int(text), f"RUST_MIN_STACK={text}") if text.isdigit() and int(text) else None
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**64:
+        return None
+    return int(text), f"RUST_MIN_STACK={text}"

@@ -79,6 +79,18 @@ def test_rust_min_stack() -> None:
     assert rust_stack({}) is None
 
 
+@pytest.mark.parametrize("text", ["²", "٣٢٧٦٨", "1" * 30, "0"])
+def test_rust_min_stack_that_std_would_not_parse(text: str) -> None:
+    """Non-ASCII digits, a value past usize, zero: ignored as std ignores them, no crash."""
+    assert rust_stack({"RUST_MIN_STACK": text}) is None
+
+
+@pytest.mark.parametrize("option", ["-Xss2g", "-Xss99999999999T", "-XX:ThreadStackSize=2000000"])
+def test_an_xss_the_jvm_refuses_is_no_setting(option: str) -> None:
+    """Past HotSpot's 1 GiB the JVM does not start: nothing to judge by it."""
+    assert java_stack([JAVA, option, "-jar", "app.jar"], {}) is None
+
+
 class TestElf:
     def test_go_build_info(self) -> None:
         binary = elf64({".text": b"\x90" * 16, ".go.buildinfo": go_build_info("go1.22.1")})
@@ -339,3 +351,16 @@ def test_self_is_the_fake_pid(fake: FakeHost) -> None:
     """The fake's "self" is SELF_PID: set_program("self") writes its files."""
     fake.set_program("self", ["sysprep"], environ={"A": "1"})
     assert fake.host.environ(SELF_PID) == {"A": "1"}
+
+
+def test_the_evidence_names_what_matched(fake: FakeHost) -> None:
+    """A JVM told by its argv[0] (its executable is named otherwise) says so, and never names
+    the executable as if that were java."""
+    fake.add_process(7000, uid=1000)
+    fake.set_program(7000, ["java", "-jar", "app.jar"])
+    exe = fake.root / "proc/7000/exe"
+    exe.unlink()
+    exe.symlink_to(fake.root / "binaries/7000/launcher")
+    runtime = check(fake.host, Target(threads=10, pid=7000)).runtime
+    assert runtime is not None
+    assert (runtime.name, runtime.evidence) == ("jvm", "its argv[0] is java")
