@@ -92,6 +92,24 @@ SYSCTL_BOUNDS: dict[str, tuple[int, int]] = {
     "vm.max_map_count": (0, 2**31 - 1),
     "fs.nr_open": (64, NR_OPEN_MAX),  # BITS_PER_LONG at least
 }
+# Sysctls whose value is a mode, not an amount: a profile's value is set exactly, never
+# "raised" (vm.overcommit_memory 2 is not "more" than 0).
+MODE_SYSCTLS = frozenset(
+    {
+        "vm.overcommit_memory",
+        "vm.panic_on_oom",
+        "vm.zone_reclaim_mode",
+        "kernel.randomize_va_space",
+        "kernel.panic_on_oops",
+        "net.ipv4.ip_forward",
+        "net.ipv4.tcp_tw_reuse",
+        "net.ipv4.tcp_timestamps",
+        "net.ipv4.tcp_sack",
+        "net.ipv4.tcp_syncookies",
+        "net.core.default_qdisc",
+        "net.ipv4.tcp_congestion_control",
+    }
+)
 # The sysctls the capacity model sizes from a target ("auto" in a profile).
 AUTO_SYSCTLS = ("kernel.threads-max", "kernel.pid_max", "vm.max_map_count")
 

@@ -165,6 +165,10 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...], *, trust: bool) -> d
         return data
     if not isinstance(parent_name, str):
         raise BadInputError(f"{path}: extends must be a profile name (a string)")
+    if "/" in parent_name and not parent_name.endswith(".toml"):  # never /etc/shadow
+        raise BadInputError(
+            f"{path}: extends {parent_name!r}: name a profile, or a profile's .toml file"
+        )
     parent = _merged(find(parent_name, host), host, (*seen, path.resolve()), trust=trust)
     merged_tables = (*tables(), "target")
     merged = {**parent, **{k: v for k, v in data.items() if k not in merged_tables}}

@@ -159,7 +159,8 @@ def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None
     if not console.is_terminal or console.width < widest + _SNAPSHOT_TABLE_EXTRA:
         for row in rows:
             fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
-            console.file.write("\t".join((*fields[:4], ", ".join(fields[4]))) + "\n")
+            cells = (*fields[:4], ", ".join(fields[4]))
+            console.file.write("\t".join(map(_tsv, cells)) + "\n")
         _print_rejected(rejected)
         return
     table = Table()
@@ -171,6 +172,14 @@ def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None
         table.add_row(*map(esc, fields[:4]), esc(", ".join(fields[4])))
     console.print(table)
     _print_rejected(rejected)
+
+
+def _tsv(cell: str) -> str:
+    """A cell of a tab-separated line, its own tabs and newlines escaped as C escapes them.
+
+    A profile's file name may hold one: it never breaks the line.
+    """
+    return cell.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def _print_rejected(rejected: list[dict[str, str]]) -> None:

@@ -136,10 +136,13 @@ class FileSetting:
         return owned.syntax if owned else "sysctl"
 
     def show(self, value: FileState) -> str:
-        """Its size, its link, or "absent"."""
+        """Its size (and its mode, when not 0644), its link, or "absent"."""
         if value.link is not None:
             return f"symlink to {value.link}"
-        return "absent" if value.data is None else f"{len(value.data)} bytes"
+        if value.data is None:
+            return "absent"
+        mode = "" if value.mode == 0o644 else f", mode {value.mode:04o}"  # noqa: PLR2004
+        return f"{len(value.data)} bytes{mode}"
 
     def typed(self, value: FileState) -> object:
         """Its size in bytes, its link, or null when absent."""

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from sysprep.errors import BadInputError
 from sysprep.facts import AUTO_SYSCTLS
+from sysprep.facts import MODE_SYSCTLS
 from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.facts import SYSCTL_FILE
 from sysprep.settings import AUTO
@@ -188,7 +189,7 @@ class SysctlSetting(WholeValue):
             raise BadInputError(
                 f"{where}: sysctl {name!r} = {value} is out of range [{low}, {high}]"
             )
-        return Want(setting, value, exact)
+        return Want(setting, value, exact or name in MODE_SYSCTLS)
 
     @classmethod
     def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:

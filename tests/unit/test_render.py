@@ -54,3 +54,22 @@ def test_a_pipe_gets_one_line_per_snapshot() -> None:
     assert [line.split("\t")[0] for line in lines] == [s.id for s in snapshots()]
     assert lines[1].split("\t")[2] == LONG_PROFILE
     assert lines[0].split("\t")[4] == "kernel.pid_max, kernel.threads-max, vm.max_map_count"
+
+
+def test_a_tab_or_newline_in_a_profile_name_never_breaks_the_line() -> None:
+    """A profile whose file name holds a tab and a newline: still one line of five cells."""
+    odd = Snapshot("20261128T141000.123450-odd", "a\tb\nc", 1.8e9, "boot")
+    out = io.StringIO()
+    print_snapshots(Scan(Path(), [odd], []), as_json=False, console=Console(file=out))
+    (line,) = out.getvalue().splitlines()
+    assert line.split("\t")[2] == "a\\tb\\nc"
+
+
+def test_a_mode_only_change_shows_the_mode() -> None:
+    """Same bytes, another mode: the plan says the modes, not "100 bytes" twice."""
+    from sysprep.durable import FileState
+    from sysprep.settings.files import FileSetting
+
+    setting = FileSetting("/etc/sysctl.d/90-sysprep.conf")
+    assert setting.show(FileState(b"x" * 100, 0o600)) == "100 bytes, mode 0600"
+    assert setting.show(FileState(b"x" * 100, 0o644)) == "100 bytes"
