@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -58,8 +59,22 @@ class FileSetting:
     def read(self, host: Host) -> FileState:
         """Its state under the host's /etc root: bytes, mode and owner, a symlink, or absent.
 
-        BadInputError when something else stands there (a directory): sysprep writes files.
+        BadInputError when something else stands there (a directory), or where a directory
+        of its path is something else (a regular file, a dangling symlink): sysprep writes
+        files, into directories.
         """
+        for parent in PurePosixPath(self.path).parents:
+            there = host.etc_path(str(parent))
+            if str(parent) != "/" and there.is_symlink() and not there.exists():
+                raise BadInputError(
+                    f"{parent} is a symlink to nothing; sysprep writes {self.path} only into"
+                    " a directory: mend or remove the link, or apply without --persist"
+                )
+            if there.exists() and not there.is_dir():
+                raise BadInputError(
+                    f"{parent} is not a directory; sysprep writes {self.path} only into one:"
+                    " move it away, or apply without --persist"
+                )
         try:
             return host.read_etc(self.path)
         except IsADirectoryError:
@@ -96,6 +111,8 @@ class FileSetting:
             return Undone(write=True, value=before)
         if now == before:
             return Undone(write=False)
+        if not now.exists and not before.exists:  # removed by hand: what apply made is gone
+            return Undone(write=True, value=before)  # (its empty directories too)
         syntax = self._syntax
         changed = changed_lines(syntax, before.data, after.data, self.path)
         data, conflicts = unapply(syntax, now.data, changed, self.path)

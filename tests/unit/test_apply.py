@@ -18,6 +18,7 @@ from sysprep.apply import apply
 from sysprep.durable import FileState
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
+from sysprep.errors import ExitCode
 from sysprep.facts import RLIM_INFINITY
 from sysprep.facts import SYSCTL_FILE
 from sysprep.host import Host
@@ -314,3 +315,40 @@ def test_unit_with_a_profile_without_a_unit_table_says_so(fake: FakeHost) -> Non
     """--unit with a profile that sets nothing of a unit: a warning, not silence."""
     plan = build_plan(load("elasticsearch", fake.host), fake.host, unit="demo")
     assert any("elasticsearch has no [unit] table" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize("what", ["a file", "a dangling link"])
+def test_a_drop_in_directory_that_is_not_one_is_refused(
+    fake: FakeHost, capsys: pytest.CaptureFixture[str], tmp_path: Path, what: str
+) -> None:
+    """/etc/security/limits.d as a regular file, or a symlink to nothing: one line naming
+    it, exit 2, nothing written (no traceback, no bare "File exists")."""
+    from sysprep.cli import run
+
+    limits_d = fake.root / "etc/security/limits.d"
+    limits_d.parent.mkdir(parents=True)
+    if what == "a file":
+        limits_d.write_text("not a directory\n")
+    else:
+        limits_d.symlink_to(fake.root / "nowhere")
+    before = {p: p.lstat() for p in fake.root.joinpath("etc").rglob("*")}
+    tree = ["--root", str(fake.root), "--etc-root", str(fake.root)]
+    code = run([*tree, "--state-dir", str(tmp_path / "s"), "apply", "elasticsearch", "--persist",
+                "--no-probe"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == ExitCode.BAD_INPUT, err
+    assert err.count("\n") == 1
+    assert "/etc/security/limits.d" in err
+    assert {p: p.lstat() for p in fake.root.joinpath("etc").rglob("*")} == before
+
+
+def test_a_file_removed_by_hand_is_no_drift(fake: FakeHost, tmp_path: Path) -> None:
+    """A drop-in apply created and an operator removed since: revert has nothing to put back
+    there (it removes the directory apply made), and no drift is claimed."""
+    host = fake.host
+    state = tmp_path / "state"
+    apply(host, load("elasticsearch", host), state, persist=True, run_probes=False)
+    (fake.root / SYSCTL_FILE.path.lstrip("/")).unlink()
+    result = revert(host, state, None, force=False)
+    assert result.failed == []
+    assert not (fake.root / "etc/sysctl.d").exists()
