@@ -51,8 +51,8 @@ def cgroup_walk(
     Any other failure to read (permission denied, a malformed file) is raised.
 
     A stopped service's own cgroup is made when it starts, below its slice: it comes first,
-    with *unit_limit* (its TasksMax, its MemoryMax) and nothing in use; the forks refused
-    there before it stopped count while the directory is still there.
+    with *unit_limit* (its TasksMax, its MemoryMax) and its main process in use; the forks
+    refused there before it stopped count while the directory is still there.
     """
     dirs = inspection.cgroup_levels(controller)
     if dirs is None:
@@ -73,7 +73,9 @@ def cgroup_walk(
         own = dirs[0].path / unit.name
         shown = "/" + str(own.relative_to(inspection.host.root))
         cgroup = f"{dirs[0].cgroup.rstrip('/')}/{unit.name}"
-        found.insert(0, CgroupLevel(own, shown, unit_limit, 0, _refused(own), cgroup))
+        # Its main process is its first task: a thread more is its second.
+        usage = 1 if controller == "pids" else 0
+        found.insert(0, CgroupLevel(own, shown, unit_limit, usage, _refused(own), cgroup))
     return found, without
 
 

@@ -57,7 +57,7 @@ def test_a_stopped_unit_is_judged_by_its_tasks_max_as_the_probe_run_as_it_finds(
     pids = next(r for r in check["limits"] if r["name"] == "pids.max")
     assert pids["note"] == "sp-app.service: TasksMax=1,234 in the unit"
     assert pids["fix"]["persist"].startswith(
-        "[Service] TasksMax=5000 in /etc/systemd/system/sp-app.service.d/90-sysprep.conf"
+        "[Service] TasksMax=5001 in /etc/systemd/system/sp-app.service.d/90-sysprep.conf"
     )
     _unit(
         systemd,
@@ -394,3 +394,16 @@ def test_a_dynamic_user_service_is_judged_stopped(systemd: Systemd) -> None:
         assert reverted.returncode == 0, reverted.stderr
     finally:
         shutil.rmtree("/etc/systemd/system/sp-dyn.service.d", ignore_errors=True)
+
+
+def test_a_small_tasks_max_is_predicted_exactly(systemd: Systemd) -> None:
+    """TasksMax=20: the service's main process is its first task, so check --unit says 19
+    more threads, and the probe run as that unit holds 19 (once it said 20)."""
+    _unit(systemd, "sp-small.service", "[Service]\nTasksMax=20\nExecStart=/bin/true\n")
+    check = systemd.sysprep("check", "--unit", "sp-small", "--threads", "500", "--json")
+    done = systemd.run(*systemd.sysprep_command(
+        "probe", "threads", "--unit", "sp-small", "--count", "500", "--stack", "64K", "--json"
+    ))  # fmt: skip
+    held = json.loads(done.stdout)
+    assert (check["binding"], held["stopped_by"]) == ("pids.max", "pids.max")
+    assert check["capacity"] == held["held"] == 19
