@@ -136,6 +136,15 @@ class Host(ProcessReads):
             ["systemctl", *args], capture_output=True, text=True, check=False, timeout=timeout
         )
 
+    def busctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run busctl ARGS (systemd's D-Bus client); a failure to run is a failed result."""
+        try:
+            return subprocess.run(
+                ["busctl", *args], capture_output=True, text=True, check=False, timeout=timeout
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return subprocess.CompletedProcess(["busctl", *args], 1, "", str(error))
+
     def daemon_reload(self) -> None:
         """Run systemctl daemon-reload: systemd reads the unit files and drop-ins again."""
         done = self.systemctl("daemon-reload")

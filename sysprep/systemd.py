@@ -9,6 +9,7 @@ and one for the manager's DefaultTasksMax.
 
 from __future__ import annotations
 
+import json
 import pwd
 import re
 import shlex
@@ -159,7 +160,7 @@ def read_unit(host: Host, name: str) -> Unit:
             )
             for name, rlimit in RLIMITS.items()
         },
-        exec_start=parse_exec_start(properties.get("ExecStart", "")),
+        exec_start=_exec_start(host, name) or parse_exec_start(properties.get("ExecStart", "")),
         environment=parse_environment(properties.get("Environment", "")),
     )
 
@@ -185,6 +186,39 @@ def default_tasks_max(host: Host) -> int | None:
         parse_show(_systemctl(host, "show", "--property=DefaultTasksMax")).get(
             "DefaultTasksMax", "infinity"
         )
+    )
+
+
+def _exec_start(host: Host, name: str) -> tuple[str, ...]:
+    """(path, argv...) of the unit's first ExecStart, word for word, over D-Bus.
+
+    `systemctl show` joins argv with spaces, so an argument holding one ("-Dname=a b") would
+    split and hide the options after it; busctl gives the list itself. () when it cannot.
+    """
+    done = host.busctl(
+        "--json=short", "get-property", "org.freedesktop.systemd1",
+        f"/org/freedesktop/systemd1/unit/{bus_label(name)}", "org.freedesktop.systemd1.Service",
+        "ExecStart",
+    )  # fmt: skip
+    try:
+        first = json.loads(done.stdout)["data"][0]
+        path, argv = str(first[0]), [str(word) for word in first[1]]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ()
+    return (path, *argv[1:]) if argv else (path,)
+
+
+def bus_label(name: str) -> str:
+    """A unit's name as a D-Bus object path element (sd_bus_path_encode).
+
+    Every byte but an ASCII letter or digit, and a leading digit, is written _XX.
+    """
+    return (
+        "".join(
+            c if c.isascii() and c.isalnum() and not (i == 0 and c.isdigit()) else f"_{ord(c):02x}"
+            for i, c in enumerate(name)
+        )
+        or "_"
     )
 
 

@@ -407,3 +407,17 @@ def test_a_small_tasks_max_is_predicted_exactly(systemd: Systemd) -> None:
     held = json.loads(done.stdout)
     assert (check["binding"], held["stopped_by"]) == ("pids.max", "pids.max")
     assert check["capacity"] == held["held"] == 19
+
+
+def test_an_argument_with_a_space_hides_no_later_xss(systemd: Systemd) -> None:
+    """ExecStart=/usr/bin/java "-Dname=a b" -Xss256k ...: systemctl show would split the
+    quoted argument; the argv read over D-Bus keeps it whole, and -Xss256k is found."""
+    _unit(
+        systemd,
+        "sp-spaced.service",
+        '[Service]\nExecStart=/usr/bin/java "-Dname=a b" -Xss256k -jar app.jar\n',
+    )
+    check = systemd.sysprep("check", "--unit", "sp-spaced", "--threads", "10", "--json")
+    runtime = check["target"]["runtime"]
+    assert (runtime["name"], runtime["stack_source"]) == ("jvm", "-Xss256k in its command line")
+    assert check["target"]["stack_bytes"] == 256 * 1024
