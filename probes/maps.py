@@ -27,6 +27,7 @@ import argparse
 import errno
 import json
 import mmap
+import os
 import signal
 import sys
 import time
@@ -96,7 +97,7 @@ def max_map_count() -> int:
 
 
 @contextmanager
-def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
+def deferred_stop_signals(parent: int | None = None) -> Iterator[Callable[[], bool]]:
     """Block SIGINT and SIGTERM for the run; yield a poll telling whether one has arrived.
 
     The loop polls between chunks, so a signal never cuts a count short; one that arrives is
@@ -105,7 +106,7 @@ def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
     def arrived() -> bool:
-        return bool(signal.sigpending() & _STOP_SIGNALS)
+        return bool(signal.sigpending() & _STOP_SIGNALS) or gone(parent)
 
     try:
         yield arrived
@@ -113,6 +114,23 @@ def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
         while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
             pass
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def gone(parent: int | None) -> bool:
+    """True when process *parent* has exited.
+
+    A probe run as a transient service for it (systemd-run) is not its child: the kernel's
+    parent-death signal cannot reach it, so it looks, and stops as at a signal.
+    """
+    if parent is None:
+        return False
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, and another user's (a dynamic user runs the probe)
+        return False
+    return False
 
 
 def event(**fields: object) -> None:
@@ -157,7 +175,7 @@ def probe(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     try:
         spares = [mmap.mmap(-1, page) for _ in range(_SPARE_MAPPINGS)]
         before, info_before = maps_count(), meminfo()
-        with deferred_stop_signals() as stop_arrived:
+        with deferred_stop_signals(args.parent) as stop_arrived:
             started = time.monotonic()
             progress = args.count if args.progress else 0
             error, stopped_by = split_pages(region, calls, floor, stop_arrived, progress=progress)
@@ -200,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-floor", type=parse_size, help="MemAvailable to keep free")
     parser.add_argument("--progress", action="store_true", help="JSON progress lines on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--parent", type=int, help="end at once when process PID is gone")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:

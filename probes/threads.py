@@ -109,11 +109,12 @@ class Arguments:
     progress: bool = False
     wait: bool = False
     json: bool = False
+    parent: int | None = None
 
 
 USAGE = """\
 usage: threads.py [--count N] [--stack SIZE] [--mode hold|seed] [--memory-floor SIZE]
-                  [--progress] [--wait] [--json]"""
+                  [--progress] [--wait] [--parent PID] [--json]"""
 _OPTIONS_HELP = """\
   --count N            threads to create (default 10,000)
   --stack SIZE         thread stack, e.g. 64K (default: glibc's, from RLIMIT_STACK)
@@ -121,6 +122,7 @@ _OPTIONS_HELP = """\
   --memory-floor SIZE  MemAvailable to keep free (default: 5 % of MemTotal, >= 512M)
   --progress           JSON progress lines on stderr
   --wait               print a "ready" line on stderr, wait for a line on stdin first
+  --parent PID         end at once when process PID is gone (run as a service for it)
   --json               print one JSON document"""
 # Option → how to read its value; None for a flag. argparse is not used: importing and
 # setting it up costs ~12 ms, which counts against the C reference (bench/threads_vs_c.py).
@@ -131,6 +133,7 @@ _OPTIONS: dict[str, Callable[[str], object] | None] = {
     "--memory-floor": parse_size,
     "--progress": None,
     "--wait": None,
+    "--parent": parse_count,
     "--json": None,
 }
 
@@ -393,7 +396,7 @@ class Pthreads:
 
 
 @contextmanager
-def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
+def deferred_stop_signals(parent: int | None = None) -> Iterator[Callable[[], bool]]:
     """Block SIGINT and SIGTERM for the run; yield a poll telling whether one has arrived.
 
     Threads created meanwhile inherit the mask, so no signal lands in (and cuts short) a
@@ -403,7 +406,7 @@ def deferred_stop_signals() -> Iterator[Callable[[], bool]]:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
     def arrived() -> bool:
-        return bool(signal.sigpending() & _STOP_SIGNALS)
+        return bool(signal.sigpending() & _STOP_SIGNALS) or gone(parent)
 
     try:
         yield arrived
@@ -481,6 +484,23 @@ def _drain(calls: Iterable[object]) -> None:
     collections.deque(calls, maxlen=0)
 
 
+def gone(parent: int | None) -> bool:
+    """True when process *parent* has exited.
+
+    A probe run as a transient service for it (systemd-run) is not its child: the kernel's
+    parent-death signal cannot reach it, so it looks, and stops as at a signal.
+    """
+    if parent is None:
+        return False
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, and another user's (a dynamic user runs the probe)
+        return False
+    return False
+
+
 def event(**fields: object) -> None:
     """One JSON line on stderr for the process driving the probe."""
     sys.stderr.write(json.dumps(fields) + "\n")
@@ -500,7 +520,7 @@ def probe(args: Arguments) -> tuple[dict[str, object], int]:
     if args.wait:  # let a caller inspect this process before the first thread exists
         event(event="ready", pid=os.getpid())
         sys.stdin.readline()
-    with deferred_stop_signals() as stop_arrived:
+    with deferred_stop_signals(args.parent) as stop_arrived:
         before = sample()
         maps_before = maps_count()
         started = time.monotonic()

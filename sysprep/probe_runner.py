@@ -86,6 +86,11 @@ def probe_request(
         raise BadInputError(f"invalid server {server!r}: epoll or threads")
     if sources is not None and sources <= 0:
         raise BadInputError(f"invalid sources {sources}: at least 1")
+    if name == "connections" and unit is not None:
+        raise BadInputError(
+            "the connections probe runs in a network namespace of its own: --unit is for the"
+            " threads and maps probes"
+        )
     if not host.is_live:
         raise BadInputError("probes start real threads; they cannot run against --root")
     most = PROBES[name].max_count
@@ -220,8 +225,8 @@ def run_probe(
     command = [sys.executable, "-S", str(probe_path(name)), *args, "--json"]
     if on_progress is not None:
         command.append("--progress")
-    if unit is not None:
-        command = [*as_transient_unit(unit), *command]
+    if unit is not None:  # not sysprep's child there: it watches sysprep itself
+        command = [*as_transient_unit(unit), *command, "--parent", str(os.getpid())]
     child = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,7 @@ from tests.host.test_schemas import validate
 from tests.nobody import run_as_nobody
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterator
 
     from tests.fakehost import FakeHost
@@ -421,3 +425,35 @@ def test_an_argument_with_a_space_hides_no_later_xss(systemd: Systemd) -> None:
     runtime = check["target"]["runtime"]
     assert (runtime["name"], runtime["stack_source"]) == ("jvm", "-Xss256k in its command line")
     assert check["target"]["stack_bytes"] == 256 * 1024
+
+
+def test_a_killed_sysprep_takes_its_probe_unit_along(
+    systemd: Systemd, sysctls: Callable[[str, object], None]
+) -> None:
+    """kill -9 of `sysprep probe threads --unit` mid-run (120,000 threads take it seconds):
+    the transient service it started, systemd's child and not its own, notices and ends
+    within a second, releasing its threads."""
+    sysctls("vm.max_map_count", 400000)
+    _unit(systemd, "sp-long.service", "[Service]\nTasksMax=infinity\nExecStart=/bin/true\n")
+    probing = subprocess.Popen(
+        ["nsenter", "-t", str(systemd.pid), "-a", *systemd.sysprep_command(
+            "probe", "threads", "--unit", "sp-long", "--count", "120000", "--stack", "64K",
+            "--json")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+    def probe_units() -> list[str]:
+        listed = systemd.run("systemctl", "list-units", "--no-legend", "sysprep-probe-*")
+        return listed.stdout.split()
+
+    deadline = time.monotonic() + 20
+    while not probe_units():
+        assert time.monotonic() < deadline, "the probe's unit never started"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(probing.pid, signal.SIGKILL)  # nsenter and sysprep under it, as kill -9 would
+    probing.wait()
+    deadline = time.monotonic() + 1.0
+    while probe_units():
+        assert time.monotonic() < deadline, f"the probe's unit outlived sysprep: {probe_units()}"
+        time.sleep(0.05)
