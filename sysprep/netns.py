@@ -1,11 +1,13 @@
-"""A private network namespace for the connections probe (pyroute2), removed afterwards."""
+"""A private network namespace for the connections probe; the host's links (pyroute2)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
-import uuid
+import socket
+import struct
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,9 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 NETNS_DIR = "/var/run/netns"
-# Probe namespaces are named PREFIX<pid of sysprep>-<random>, so a stale one can be told.
+# Older sysprep named its probe namespaces PREFIX<pid of sysprep>-<random> there.
 _PREFIX = "sysprep-probe-"
 _CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1  # netdevice(7)
 # Per-namespace sysctls a new namespace does not inherit: copied from the host's, so the
 # probe meets the limits `check` read.
 COPIED_SYSCTLS = (
@@ -27,27 +30,39 @@ COPIED_SYSCTLS = (
 
 @contextlib.contextmanager
 def private_namespace() -> Iterator[Callable[[], None]]:
-    """Create a namespace with its loopback up; remove it, whatever happens.
+    """A network namespace for one child process and those it forks.
 
-    It yields what a child process runs to enter it (a preexec function).
+    It yields what the child runs to make and enter it (a preexec function): the child
+    unshares it, brings its loopback up and takes the host's copied sysctls. The namespace
+    is held by its processes alone, with no name under /run/netns, so it is gone with them,
+    whatever kills them (kill -9 of sysprep included). Namespaces an older sysprep named
+    there and left behind are removed first.
     """
-    from pyroute2 import NetNS
-    from pyroute2 import netns
-
     remove_stale()
-    name = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    netns.create(name)
-    try:
-        with NetNS(name) as ns:
-            (lo,) = ns.link_lookup(ifname="lo")
-            ns.link("set", index=lo, state="up")
-        yield entering(name)
-    finally:
-        netns.remove(name)
+    values = {key: _read(f"/proc/sys/{key}") for key in COPIED_SYSCTLS}
+
+    def enter() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+        _loopback_up()
+        for key, value in values.items():  # /proc/sys/net now shows the new namespace
+            with open(f"/proc/sys/{key}", "w") as f:  # noqa: PTH123 - in a forked child
+                f.write(value)
+
+    yield enter
+
+
+def _loopback_up() -> None:
+    """Bring lo up in this process's network namespace (netdevice(7): SIOCSIFFLAGS)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, _SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | _IFF_UP))
 
 
 def remove_stale() -> list[str]:
-    """Remove the probe namespaces whose sysprep is gone (killed with -9); their names."""
+    """Remove the probe namespaces an older sysprep named and, killed, left; their names."""
     from pyroute2 import netns
 
     removed = []
@@ -67,26 +82,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
-
-
-def entering(name: str) -> Callable[[], None]:
-    """A preexec_fn: move the child into namespace *name* and give it the host's sysctls."""
-    values = {key: _read(f"/proc/sys/{key}") for key in COPIED_SYSCTLS}
-    path = f"{NETNS_DIR}/{name}"
-
-    def enter() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if libc.setns(fd, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns {path}")
-        finally:
-            os.close(fd)
-        for key, value in values.items():  # /proc/sys/net now shows the new namespace
-            with open(f"/proc/sys/{key}", "w") as f:  # noqa: PTH123 - in a forked child
-                f.write(value)
-
-    return enter
 
 
 def links() -> list[dict[str, object]]:
