@@ -87,6 +87,18 @@ def _profiles() -> list[tuple[str, str]]:
         (f"rlimit-{key}-{value}", f"[target]\nthreads = 10\n[rlimits]\n{key} = {value}\n")
         for key, value in rlimits
     )
+    units = (
+        ("Nope", "1"), ("TasksMax", "0"), ("TasksMax", "-1"), ("TasksMax", "99999999"),
+        ("TasksMax", '"lots"'), ("TasksMax", "true"), ("TasksMax", "1.5"),
+        ("LimitNOFILE", "3000000000"), ("LimitNOFILE", '"²"'), ("LimitNOFILE", '"1 2"'),
+        ("LimitNOFILE", "{ soft = 5, hard = 1 }"), ("LimitNOFILE", "{ soft = 1, extra = 2 }"),
+        ("LimitSTACK", '"18446744073709551615"'), ("LimitSTACK", '"1Q"'), ("LimitNPROC", "[1]"),
+        ("LimitMEMLOCK", '"auto"'),
+    )  # fmt: skip
+    cases.extend(
+        (f"unit-{key}-{value}", f"[target]\nthreads = 10\n[unit]\n{key} = {value}\n")
+        for key, value in units
+    )
     probes = (
         'name = "forks"', 'name = "threads"\ncount = 0', 'name = "maps"\nstack = "64K"',
         'name = "threads"\ncount = "x"', 'name = "threads"\nextra = 1', "count = 5",
@@ -203,6 +215,18 @@ def _arguments() -> list[list[str]]:
         ["apply", "nope.toml"],
         ["apply", "million-threads", "--pid", "0"],
         ["apply", "million-threads", "--pid", "2"],
+        ["apply", "million-threads", "--unit", ""],
+        ["apply", "million-threads", "--unit=--host=a.b"],
+        ["apply", "million-threads", "--unit", "sk.socket"],
+        ["apply", "million-threads", "--unit", "a/b"],
+        ["apply", "million-threads", "--unit", "x[/]y"],
+        ["apply", "elasticsearch", "--restart"],
+        ["check", "--unit", "user.slice"],
+        ["check", "--prometheus", "/dev/null"],
+        ["check", "--prometheus", "/proc/sys/kernel/pid_max"],
+        ["check", "--prometheus", "/no/such/dir/x.prom"],
+        ["watch", "--pid", "1", "--interval", "nan"],
+        ["watch", "--pid", "1", "--warn", "inf"],
         ["revert", "../../x"],
         ["revert", "20261128T120000.000000-none"],
         ["snapshots", "extra"],
