@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -20,7 +22,6 @@ from sysprep.probe_runner import probe_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 pytestmark = pytest.mark.root
 
@@ -89,21 +90,48 @@ def test_the_probe_names_pid_max_when_the_hosts_ran_out(
     assert 8000 < probe["held"] < 9000
 
 
-def test_root_of_a_user_namespace_counts_against_rlimit_nproc() -> None:
-    """Mapped root in a user namespace is not the kernel's root: its RLIMIT_NPROC binds,
-    and check says other containers of the same uid count too."""
-    done = subprocess.run(
-        ["unshare", "--user", "--map-root-user", *UNSHARE[1:], "sh", "-c", compact(
-            f"{SYSPREP} check --json --threads 10"
-        )],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+# A process that becomes uid 100000, makes a user namespace, waits for its maps, then sleeps
+# as that namespace's root: root of a container mapped from another uid than the host's root.
+MAPPED_ROOT = """
+import ctypes, os, sys
+os.setgroups([]); os.setresgid(100000, 100000, 100000); os.setresuid(100000, 100000, 100000)
+if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
+    sys.exit(3)
+print("ready", flush=True)
+sys.stdin.readline()
+os.execv("/bin/sleep", ["sleep", "60"])
+"""
+
+
+def test_root_of_a_user_namespace_mapped_from_another_uid_counts() -> None:
+    """Root of a user namespace mapped from uid 100000 is not the kernel's root: check --pid
+    of it counts it against RLIMIT_NPROC, and says other containers of that uid count too."""
+    process = subprocess.Popen(
+        [sys.executable, "-S", "-c", MAPPED_ROOT],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    nproc = next(r for r in json.loads(done.stdout)["limits"] if r["name"] == "RLIMIT_NPROC")
-    assert nproc["allows"] is not None  # counted, not "root is exempt"
-    assert "the same uid's tasks in every other container count too" in nproc["note"]
+    try:
+        assert process.stdout is not None
+        assert process.stdin is not None
+        assert process.stdout.readline().strip() == "ready"
+        proc = Path(f"/proc/{process.pid}")
+        (proc / "uid_map").write_text("0 100000 1\n")
+        (proc / "setgroups").write_text("deny\n")
+        (proc / "gid_map").write_text("0 100000 1\n")
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        time.sleep(0.3)  # the sleep it becomes
+        done = subprocess.run(
+            [sys.executable, "-m", "sysprep", "check", "--pid", str(process.pid), "--json",
+             "--threads", "10"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        nproc = next(r for r in json.loads(done.stdout)["limits"] if r["name"] == "RLIMIT_NPROC")
+        assert nproc["allows"] is not None  # counted, not "root is exempt"
+        assert "the same uid's tasks in every other container count too" in nproc["note"]
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_in_a_container_host_wide_settings_are_the_hosts(tmp_path: Path) -> None:
