@@ -433,7 +433,9 @@ def test_a_killed_sysprep_takes_its_probe_unit_along(
     """kill -9 of `sysprep probe threads --unit` mid-run (120,000 threads take it seconds):
     the transient service it started, systemd's child and not its own, notices and ends
     within a second, releasing its threads."""
-    sysctls("vm.max_map_count", 400000)
+    sysctls("vm.max_map_count", 400000)  # and pids and tasks for them, beside the host's own
+    sysctls("kernel.pid_max", 400000)
+    sysctls("kernel.threads-max", 400000)
     _unit(systemd, "sp-long.service", "[Service]\nTasksMax=infinity\nExecStart=/bin/true\n")
     probing = subprocess.Popen(
         ["nsenter", "-t", str(systemd.pid), "-a", *systemd.sysprep_command(
