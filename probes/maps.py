@@ -28,6 +28,7 @@ import errno
 import json
 import mmap
 import os
+import select
 import signal
 import sys
 import time
@@ -104,33 +105,51 @@ def deferred_stop_signals(parent: int | None = None) -> Iterator[Callable[[], bo
     consumed before the mask is lifted, and the probe unmaps, reports and exits cleanly.
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-
-    def arrived() -> bool:
-        return bool(signal.sigpending() & _STOP_SIGNALS) or gone(parent)
-
     try:
-        yield arrived
+        with parent_watch(parent) as parent_gone:
+            yield lambda: bool(signal.sigpending() & _STOP_SIGNALS) or parent_gone()
     finally:
         while signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
             pass
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def gone(parent: int | None) -> bool:
-    """True when process *parent* has exited.
+@contextmanager
+def parent_watch(parent: int | None) -> Iterator[Callable[[], bool]]:
+    """Yield a poll telling whether process *parent* has exited.
 
     A probe run as a transient service for it (systemd-run) is not its child: the kernel's
-    parent-death signal cannot reach it, so it looks, and stops as at a signal.
+    parent-death signal cannot reach it, so it looks, and stops as at a signal. It looks
+    through a pidfd, which reads as exited the moment the process dies: a killed sysprep
+    can stay an unreaped zombie for seconds (its reaper is busy), alive to kill(pid, 0).
     """
     if parent is None:
-        return False
+        yield lambda: False
+        return
     try:
-        os.kill(parent, 0)
+        pidfd = os.pidfd_open(parent)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, and another user's (a dynamic user runs the probe)
+        yield lambda: True
+        return
+    except OSError:  # no pidfd_open (Linux < 5.3): a zombie then counts as alive
+        yield lambda: not _exists(parent)
+        return
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    try:
+        yield lambda: bool(poller.poll(0))
+    finally:
+        os.close(pidfd)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    return False
+    except PermissionError:  # alive, and another user's (a dynamic user runs the probe)
+        return True
+    return True
 
 
 def event(**fields: object) -> None:
