@@ -61,6 +61,7 @@ _PROGRESS_SECONDS = 0.1
 _MAPS_SAMPLE_THREADS = 256
 # Pid numbers are handed out from 300 up once they wrap (RESERVED_PIDS, kernel/pid.c).
 _INIT_PID_NS = 0xEFFFFFFC
+_INIT_CGROUP_NS = 0xEFFFFFFB
 _RESERVED_PIDS = 300
 _CAP_SYS_ADMIN, _CAP_SYS_RESOURCE = 21, 24
 # At vm.max_map_count no new mapping can be made, not even for a read buffer: keep a few
@@ -263,40 +264,53 @@ def _every_task() -> tuple[list[int], dict[int, int]]:
     return tids, by_uid
 
 
-def _cgroup_mount(*, v1: bool) -> str | None:
-    """Where this process sees the pids hierarchy mounted (v1 "pids", or the v2 one)."""
+def _cgroup_mounts(*, v1: bool) -> list[tuple[str, str]]:
+    """(root, mount point) of each visible mount of the pids hierarchy (v1 "pids", or v2).
+
+    Of mounts stacked on one mount point only the last is visible.
+    """
+    mounts: dict[str, str] = {}
     for line in read_text("/proc/self/mountinfo").splitlines():
         before, _, after = line.partition(" - ")
         fstype, _source, options = ([*after.split(), "", "", ""])[:3]
         if (v1 and fstype == "cgroup" and "pids" in options.split(",")) or (
             not v1 and fstype == "cgroup2"
         ):
-            return before.split()[4]
-    return None
+            fields = before.split()
+            mounts[fields[4]] = fields[3]
+    return [(root, point) for point, root in mounts.items()]
 
 
-def _pids_cgroup_headroom() -> int | None:
-    """Smallest pids.max - pids.current over this process's pids cgroup and its ancestors."""
+def _pids_cgroup_headroom() -> tuple[int | None, bool]:
+    """(smallest pids.max - pids.current up this process's pids cgroup, all levels seen).
+
+    A container sees its own cgroup mounted as the top (mountinfo's root: its path, or "/"
+    of its cgroup namespace): the top has its limit, and the levels above are not there.
+    """
     entries = [line.split(":", 2) for line in read_text("/proc/self/cgroup").splitlines()]
     path = next((p for _, names, p in entries if "pids" in names.split(",")), None)
-    top = _cgroup_mount(v1=True) if path is not None else None
-    if top is None:
+    mounts = _cgroup_mounts(v1=True) if path is not None else []
+    if not mounts:
         path = next((p for hierarchy, _, p in entries if hierarchy == "0"), None)
-        top = _cgroup_mount(v1=False)
-    if top is None or path is None:
-        return None
-    headroom = None
-    level = top + path.rstrip("/")
-    while level.startswith(top + "/"):  # the root cgroup has no pids.max
-        try:
-            limit = read_text(f"{level}/pids.max").strip()
-            if limit != "max":
-                left = int(limit) - read_int(f"{level}/pids.current")
-                headroom = left if headroom is None else min(headroom, left)
-        except OSError:  # the pids controller is not enabled at this level
-            pass
-        level = os.path.dirname(level)
-    return headroom
+        mounts = _cgroup_mounts(v1=False)
+    for shown_root, top in sorted(mounts, key=lambda mount: len(mount[0])):
+        root = shown_root.rstrip("/")  # "/" is the empty prefix
+        if path is None or (path != root and not path.startswith(root + "/")):
+            continue  # not this process's branch, or a mount from outside its namespace
+        headroom = None
+        level = top + path[len(root) :].rstrip("/")
+        while True:  # up to the top: a hierarchy's root has no pids.max, and is skipped
+            try:
+                limit = read_text(f"{level}/pids.max").strip()
+                if limit != "max":
+                    left = int(limit) - read_int(f"{level}/pids.current")
+                    headroom = left if headroom is None else min(headroom, left)
+            except OSError:  # the root, or the pids controller is not enabled here
+                pass
+            if level == top:
+                return headroom, not root and not in_namespace("cgroup", _INIT_CGROUP_NS)
+            level = os.path.dirname(level)
+    return None, False
 
 
 def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[str, int]:
@@ -327,7 +341,7 @@ def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[s
     if soft_nproc != resource.RLIM_INFINITY and not exempt:
         result["RLIMIT_NPROC"] = soft_nproc - by_uid.get(uid, 0)
     result["kernel.threads-max"] = read_int("/proc/sys/kernel/threads-max") - tasks_total()
-    cgroup = _pids_cgroup_headroom()
+    cgroup, _ = _pids_cgroup_headroom()
     if cgroup is not None:
         result["pids.max"] = cgroup
     pid_max = read_int("/proc/sys/kernel/pid_max")
@@ -336,10 +350,10 @@ def headrooms(stack: int, guard: int, maps_per_thread: int, maps: int) -> dict[s
     return result
 
 
-def in_child_pid_namespace() -> bool:
-    """True in a pid namespace below the initial one (its inode is fixed: proc_ns.h)."""
+def in_namespace(kind: str, initial: int) -> bool:
+    """True in a *kind* namespace other than the initial one (its inode is fixed: proc_ns.h)."""
     try:
-        return os.readlink("/proc/self/ns/pid") != f"pid:[{_INIT_PID_NS}]"
+        return os.readlink(f"/proc/self/ns/{kind}") != f"{kind}:[{initial}]"
     except OSError:
         return False
 
@@ -555,8 +569,13 @@ def probe(args: Arguments) -> tuple[dict[str, object], int]:
             per_thread = max(1, round(maps_per_thread))
             limits = headrooms(lib.stack_bytes, lib.guard_bytes, per_thread, maps)
             creator.stopped_by = blame(limits, creator.created)
-            if creator.stopped_by == "unknown" and in_child_pid_namespace():
-                # Every limit in sight has room: the pid space of a parent namespace (the
+            if (
+                creator.stopped_by == "unknown"
+                and in_namespace("pid", _INIT_PID_NS)
+                and _pids_cgroup_headroom()[1]
+            ):
+                # Every limit in sight has room, every level of the pids cgroup in sight
+                # (a container's parents are not): the pid space of a parent namespace (the
                 # host's pid_max, Linux >= 6.14) is the one left, and it cannot be read here.
                 creator.stopped_by = "kernel.pid_max"
         during = sample()

@@ -31,6 +31,9 @@ class Environment(NamedTuple):
     kind: str
     runtime: str | None
     evidence: tuple[str, ...]
+    # In the host's pid namespace (a pod's hostPID: true, podman --pid=host): the host's
+    # pid_max and tasks are the ones seen, and its pid_max the one a write would change.
+    host_pid: bool = True
 
     @property
     def in_container(self) -> bool:
@@ -47,7 +50,8 @@ def detect(host: Host) -> Environment:
     """
     evidence = []
     pid_ns = host.namespace("pid")
-    if pid_ns is not None and pid_ns != INIT_PID_NS:
+    host_pid = pid_ns is None or pid_ns == INIT_PID_NS
+    if not host_pid:
         evidence.append(f"pid namespace {pid_ns} (not the initial one)")
     cgroup_ns = host.namespace("cgroup")
     if cgroup_ns is not None and cgroup_ns != INIT_CGROUP_NS:
@@ -62,7 +66,7 @@ def detect(host: Host) -> Environment:
     markers = [(path, name) for path, name in _RUNTIME_FILES if host.path(path).exists()]
     runtime = markers[0][1] if markers else declared or None
     evidence += [path for path, _ in markers]
-    return Environment("container", runtime, tuple(evidence))
+    return Environment("container", runtime, tuple(evidence), host_pid)
 
 
 def sysctl_where(name: str, environment: Environment, *, own_pid_namespace: bool) -> str:

@@ -7,6 +7,7 @@ Host's own path() and read(), so a tree host (tests) serves it too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 from typing import TYPE_CHECKING
@@ -256,24 +257,61 @@ class ProcessReads:
         """Directories of a process's *controller* cgroup, leaf first; None if not enabled.
 
         *path*: another cgroup of the same hierarchy instead (a stopped service's slice).
-        The walk stops below the hierarchy root, which has no limit files.
+        Of the mounts of the hierarchy, the one showing the most of the path is read: in a
+        pod with the host's /sys/fs/cgroup mounted too, the pod's levels above the
+        container's. OSError when no mount here shows the path.
         """
-        entries = self.cgroups(pid)
-        mounts = self.mounts()
-        found = procfs.find_v1(entries, mounts, controller) or self._find_v2(
-            entries, mounts, controller
-        )
+        found = procfs.hierarchy(self.cgroups(pid), self.mounts(), controller)
         if found is None:
             return None
-        mount, own = found
-        return procfs.cgroup_dirs(self.path(mount.mount_point), mount, path or own)
+        own, mounts = found
+        path = path or own
+        if mounts[0].fstype == "cgroup2":
+            top = self.path(mounts[0].mount_point)
+            if controller not in top.joinpath("cgroup.controllers").read_text().split():
+                return None
+        # Mounts reaching above the reader's cgroup namespace first, then the shortest roots.
+        for mount in sorted(mounts, key=lambda m: (_levels_up(m.root) == 0, len(m.root))):
+            levels = self._levels_in(mount, path, pid)
+            if levels is not None:
+                return levels
+        raise OSError(
+            errno.ENOENT, f"{controller} cgroup {path} is not under any mount of it here"
+        )
 
-    def _find_v2(
-        self, entries: list[CgroupEntry], mounts: list[Mount], controller: str
-    ) -> tuple[Mount, str] | None:
-        unified = next((e for e in entries if e.hierarchy == 0), None)
-        mount = next((m for m in mounts if m.fstype == "cgroup2"), None)
-        if unified is None or mount is None:
+    def _levels_in(self, mount: Mount, path: str, pid: int | str) -> list[CgroupDir] | None:
+        """The levels of *path* this mount shows; None when it shows none of them."""
+        top = self.path(mount.mount_point)
+        up = _levels_up(mount.root)
+        if not up:
+            return procfs.cgroup_dirs(top, mount, path)
+        where = self._namespace_root(top, up, path, pid)
+        if where is None:
             return None
-        enabled = self.path(mount.mount_point).joinpath("cgroup.controllers").read_text().split()
-        return (mount, unified.path) if controller in enabled else None
+        return procfs.cgroup_dirs(top, mount._replace(root="/"), f"/{where}{path}".rstrip("/"))
+
+    def _namespace_root(self, top: Path, depth: int, path: str, pid: int | str) -> str | None:
+        """Where the reader's cgroup namespace starts, seen from a mount made outside it.
+
+        Such a mount's root reads "/../.." (mountinfo): the namespace's root is that many
+        levels below the mount's top, and it is the directory there under which *path*
+        holds the process (cgroup.procs lists it). None when no directory does.
+        """
+        number = self.status(pid)["Pid"]
+        relative = path.strip("/")
+        for candidate in top.glob("/".join(["*"] * depth)):
+            procs = candidate.joinpath(relative, "cgroup.procs")
+            with contextlib.suppress(OSError):
+                if number in procs.read_text().split():
+                    return str(candidate.relative_to(top))
+        return None
+
+
+def _levels_up(root: str) -> int:
+    """How far above the reader's cgroup namespace a cgroup mount's root is ("/../..": 2).
+
+    0 for a root inside the namespace, and for one in another branch ("/../other"): a
+    sibling's subtree shows none of the namespace's own levels.
+    """
+    parts = root.strip("/").split("/")
+    return len(parts) if set(parts) == {".."} else 0

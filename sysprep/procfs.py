@@ -120,20 +120,42 @@ class CgroupDir(NamedTuple):
 
     path: Path  # /sys/fs/cgroup/pids/system.slice/x.service
     cgroup: str  # /system.slice/x.service, as the kernel log names it
+    # The top of what is mounted here, below the hierarchy's root: a container's own cgroup,
+    # whose parents (the pod's, the host's) exist but cannot be read from here.
+    hidden_above: bool = False
 
 
-def cgroup_dirs(top: Path, mount: Mount, path: str) -> list[CgroupDir]:
-    """Directories of cgroup *path* in hierarchy *mount* (at *top*), leaf first, root left out."""
-    # Inside a cgroup namespace the mount root and the path can share a prefix.
-    if mount.root != "/" and path.startswith(mount.root):
-        path = path[len(mount.root) :]
-    above = mount.root.rstrip("/")
-    level = top / path.strip("/") if path.strip("/") else top
+def cgroup_dirs(top: Path, mount: Mount, path: str) -> list[CgroupDir] | None:
+    """Directories of cgroup *path* in hierarchy *mount* (at *top*), leaf first.
+
+    *path* (/proc/PID/cgroup) and the mount's root (mountinfo) are both relative to the
+    reader's cgroup namespace. A container sees its own cgroup mounted as the top (root: its
+    cgroup's path, or "/" of its cgroup namespace): the top is then a level like any other,
+    with the container's limits, and the last one visible. Only a hierarchy's root, which
+    has no limit files, is left out. None: *path* is not under this mount.
+    """
+    root = mount.root.rstrip("/")
+    if path != mount.root and not path.startswith(root + "/"):
+        return None
+    level = top.joinpath(path[len(root) :].strip("/"))
     levels = []
-    while level != top and top in level.parents:
-        levels.append(CgroupDir(level, f"{above}/{level.relative_to(top)}"))
+    while level != top:
+        levels.append(CgroupDir(level, f"{root}/{level.relative_to(top)}"))
         level = level.parent
+    if not is_hierarchy_root(top, mount.fstype):
+        levels.append(CgroupDir(top, root or "/", hidden_above=True))
     return levels
+
+
+def is_hierarchy_root(directory: Path, fstype: str) -> bool:
+    """True for the root of a cgroup hierarchy, told by its files.
+
+    In v1 only the root has release_agent (cgroup-v1.rst); in v2 only the root lacks
+    cgroup.type (cgroup-v2.rst).
+    """
+    if fstype == "cgroup":
+        return directory.joinpath("release_agent").exists()
+    return not directory.joinpath("cgroup.type").exists()
 
 
 def parse_cgroup(text: str) -> list[CgroupEntry]:
@@ -164,15 +186,23 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return mounts
 
 
-def find_v1(
+def hierarchy(
     entries: list[CgroupEntry], mounts: list[Mount], controller: str
-) -> tuple[Mount, str] | None:
-    """A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both)."""
+) -> tuple[str, list[Mount]] | None:
+    """The process's path in the hierarchy with *controller*, and the mounts that show it.
+
+    A v1 hierarchy with the controller wins over v2 (hybrid hosts mount both); else v2's,
+    whose controllers the caller checks. Of mounts stacked on one mount point only the last
+    is visible (a pod's hostPath of the host's /sys/fs/cgroup over the runtime's own).
+    """
     entry = next((e for e in entries if controller in e.controllers), None)
-    mount = next(
-        (m for m in mounts if m.fstype == "cgroup" and controller in m.super_options), None
-    )
-    return (mount, entry.path) if entry is not None and mount is not None else None
+    if entry is not None:
+        shown = [m for m in mounts if m.fstype == "cgroup" and controller in m.super_options]
+    else:
+        entry = next((e for e in entries if e.hierarchy == 0), None)
+        shown = [m for m in mounts if m.fstype == "cgroup2"]
+    visible = list({m.mount_point: m for m in shown}.values())
+    return (entry.path, visible) if entry is not None and visible else None
 
 
 def _limit_value(text: str) -> int | None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
+    from tests.realcontainer import Podman
     from tests.realsystemd import Systemd
 
 PROC_SYS = Path("/proc/sys")
@@ -100,6 +101,22 @@ def systemd() -> Iterator[Systemd]:
         pytest.skip("no systemd to boot here")
     with booted_systemd() as booted:
         yield booted
+
+
+@pytest.fixture(scope="module")
+def podman() -> Iterator[Podman]:
+    """A real container runtime (podman + runc), as ../shared/REAL-HOSTS.md says; per module,
+    every container, cgroup and sysctl it changed is put back."""
+    from tests.realcontainer import container_runtime
+    from tests.realcontainer import missing
+
+    why = missing()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)  # CI installs it: a container test that skips there is a failure
+        pytest.skip(why)
+    with container_runtime() as runtime:
+        yield runtime
 
 
 @pytest.fixture(name="fake")

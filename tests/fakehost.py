@@ -287,6 +287,7 @@ class FakeHost:
             level /= part
             level.mkdir(parents=True, exist_ok=True)
             (level / "cgroup.procs").write_text("")
+            (level / "cgroup.type").write_text("domain\n")  # on every cgroup but the root
             if "pids" in below:
                 (level / "pids.max").write_text("max\n")
                 (level / "pids.current").write_text("1\n")
@@ -312,6 +313,7 @@ class FakeHost:
             level = self.root / "sys/fs/cgroup" / controller
             level.mkdir(parents=True, exist_ok=True)
             (level / "cgroup.procs").write_text("")
+            (level / "release_agent").write_text("")  # on a v1 hierarchy's root only
             for part in path.strip("/").split("/"):
                 level /= part
                 level.mkdir(exist_ok=True)

@@ -11,10 +11,8 @@ the host's /sys/fs/cgroup tmpfs with them. Units go in its private /run.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,31 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from tests.hoststate import CGROUPS
+from tests.hoststate import cgroup_dirs
+from tests.hoststate import copy_code
+from tests.hoststate import remove_cgroups
+from tests.hoststate import restore_sysctls
+from tests.hoststate import sysctls
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SYSTEMD = Path("/lib/systemd/systemd")
-CHECKOUT = Path(__file__).resolve().parents[1]
 # The interpreter itself: the venv's link may sit under /tmp, which the namespace hides.
 BASE_PYTHON = os.path.realpath(sys.executable)
-CGROUPS = Path("/sys/fs/cgroup")
-# Counters and values that move on their own: not settings systemd changed.
-MOVING = ("fs.dentry-state", "fs.file-nr", "fs.inode-", "kernel.ns_last_pid", "random.")
-
-
-def _sysctls() -> dict[str, str]:
-    out = subprocess.run(["sysctl", "-a"], capture_output=True, text=True, check=False).stdout
-    values = {}
-    for line in out.splitlines():
-        key, _, value = line.partition(" = ")
-        if not any(m in key for m in MOVING):
-            values[key] = value
-    return values
-
-
-def _cgroup_dirs() -> set[Path]:
-    """Cgroups below each hierarchy's root (the roots are mount points, not cgroups)."""
-    return {p for p in CGROUPS.glob("*/*/**") if p.is_dir() and not p.is_symlink()}
 
 
 def _mount_points() -> set[str]:
@@ -100,27 +86,9 @@ class Systemd:
         return Path(f"/proc/{self.pid}/root/run") / relative
 
     def install_code(self) -> None:
-        """Copy sysprep, its probes and profiles, and the packages it imports, into the
-        namespace's /run: its /tmp is private, and the checkout may sit under /tmp (CI)."""
-        for module in (
-            "sysprep.cli",
-            "sysprep.report",
-            "sysprep.systemd",
-            "sysprep.apply",
-            "rich.table",
-        ):
-            importlib.import_module(module)  # so that every package it needs is loaded
-        code = self.run_path("sysprep-code")
-        site = code / "site"
-        site.mkdir(parents=True, exist_ok=True)
-        for name in ("sysprep", "probes", "profiles"):
-            shutil.copytree(CHECKOUT / name, code / name, dirs_exist_ok=True)
-        for top in _imported_packages():
-            target = site / top.name
-            if top.is_dir():
-                shutil.copytree(top, target, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(top, target)
+        """Copy sysprep and what it imports into the namespace's /run: its /tmp is private,
+        and the checkout may sit under /tmp (CI)."""
+        copy_code(self.run_path("sysprep-code"))
 
     @property
     def python(self) -> list[str]:
@@ -146,7 +114,7 @@ class Systemd:
 @contextlib.contextmanager
 def booted_systemd() -> Iterator[Systemd]:
     """systemd as PID 1 of private namespaces; afterwards, the host as it was."""
-    sysctls, cgroups = _sysctls(), _cgroup_dirs()
+    saved, cgroups = sysctls(), cgroup_dirs()
     mount_points, tmpfs = _mount_points(), _tmpfs_options()
     boot = subprocess.Popen(
         [
@@ -188,15 +156,11 @@ def booted_systemd() -> Iterator[Systemd]:
         boot.wait(timeout=30)
         time.sleep(0.2)
         try:
-            for path in sorted(_cgroup_dirs() - cgroups, key=lambda p: len(p.parts), reverse=True):
-                path.rmdir()
+            remove_cgroups(cgroups)
             _restore_mount_points(mount_points, tmpfs)
         finally:
-            now = _sysctls()
-            for key, value in sysctls.items():
-                if now.get(key) != value:
-                    subprocess.run(["sysctl", "-qw", f"{key}={value}"], check=False)
-        assert _sysctls() == sysctls, "systemd left a sysctl changed"
+            restore_sysctls(saved)
+        assert sysctls() == saved, "systemd left a sysctl changed"
 
 
 def _children(pid: int) -> list[int]:
@@ -216,15 +180,3 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
-
-
-def _imported_packages() -> set[Path]:
-    """The top-level packages (or modules) of site-packages that sysprep has imported."""
-    found = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None) or ""
-        for root in sys.path:
-            if root.endswith("site-packages") and path.startswith(root + os.sep):
-                top = Path(root) / Path(path).relative_to(root).parts[0]
-                found.add(top)
-    return found

@@ -35,6 +35,17 @@ class CgroupLevel(NamedTuple):
     usage: int
     refused: int = 0  # forks this level already refused (pids.events "max N")
     cgroup: str = ""  # "/system.slice/x.service": its path in the hierarchy
+    hidden_above: bool = False  # the last level visible, its parents not (a container's own)
+
+
+class Walk(NamedTuple):
+    """A cgroup path read leaf first: its levels with limit files, and what else was seen."""
+
+    levels: list[CgroupLevel]
+    without: list[str]  # levels without the controller's files, by the path shown
+    # The last level visible when its parents are not (a container's own cgroup): None when
+    # the path was read up to the hierarchy's root.
+    hidden_above: str | None
 
 
 def cgroup_walk(
@@ -42,7 +53,7 @@ def cgroup_walk(
     controller: str,
     files: tuple[tuple[str, str], ...],
     unit_limit: int | None = None,
-) -> tuple[list[CgroupLevel], list[str]] | None:
+) -> Walk | None:
     """The judged process's *controller* cgroup, leaf first; None without that controller.
 
     *files* are the (limit, usage) file names to try, v2's then v1's. A level with neither
@@ -57,9 +68,10 @@ def cgroup_walk(
     dirs = inspection.cgroup_levels(controller)
     if dirs is None:
         return None
-    found, without = [], []
-    for level, cgroup in dirs:
+    found, without, top_shown = [], [], None
+    for level, cgroup, hidden_above in dirs:
         shown = "/" + str(level.relative_to(inspection.host.root))
+        top_shown = shown if hidden_above else None
         names = next(((lim, use) for lim, use in files if (level / lim).exists()), None)
         if names is None:
             without.append(shown)
@@ -67,7 +79,8 @@ def cgroup_walk(
         text = (level / names[0]).read_text().strip()
         limit = None if text == "max" else int(text)
         usage = int((level / names[1]).read_text())
-        found.append(CgroupLevel(level, shown, limit, usage, _refused(level), cgroup))
+        refused = _refused(level)
+        found.append(CgroupLevel(level, shown, limit, usage, refused, cgroup, hidden_above))
     unit = inspection.unit
     if unit is not None and inspection.unit_stopped and unit_limit is not None and dirs:
         own = dirs[0].path / unit.name
@@ -76,7 +89,7 @@ def cgroup_walk(
         # Its main process is its first task: a thread more is its second.
         usage = 1 if controller == "pids" else 0
         found.insert(0, CgroupLevel(own, shown, unit_limit, usage, _refused(own), cgroup))
-    return found, without
+    return Walk(found, without, top_shown)
 
 
 class PidsMax:
@@ -93,11 +106,11 @@ class PidsMax:
         walk = cgroup_walk(inspection, "pids", (("pids.max", "pids.current"),), tasks_max)
         if walk is None:
             return unbounded(self.name, inspection.target, "no pids controller")
-        levels, without = walk
+        levels, without, hidden_above = walk
         bounded = [level for level in levels if level.limit is not None]
         events = tuple((level.cgroup, level.shown, level.refused) for level in levels)
         if not bounded:
-            note = "no limit on any level"
+            note = "no limit on any level" + hidden_note(hidden_above)
             if without:
                 note += f"; pids not enabled on {', '.join(without)}"
             return unbounded(self.name, inspection.target, note)._replace(events=events)
@@ -113,6 +126,7 @@ class PidsMax:
             )
         if unit is not None and tightest.path.name == unit.name:
             note = f"{unit.name}: {unit.tasks_max_source}"
+        note += hidden_note(hidden_above)
         refused = ", ".join(f"{shown}: {count:,}" for _, shown, count in events if count)
         if refused:
             note += f"; forks already refused (pids.events): {refused}"
@@ -123,10 +137,20 @@ class PidsMax:
             in_use=in_use,
             allows=limit - in_use,
             needed=needed,
-            fix=_fix(inspection, tightest.path, tightest.shown, needed),
+            fix=_fix(inspection, tightest, needed),
             note=note,
             events=events,
         )
+
+
+def hidden_note(hidden_above: str | None) -> str:
+    """What a container cannot see of its cgroup path: the levels above its own."""
+    if hidden_above is None:
+        return ""
+    return (
+        f"; the levels above {hidden_above} (a pod's, the host's) are not mounted here:"
+        " `sysprep check --pid PID` on the host reads them"
+    )
 
 
 def _refused(level: Path) -> int:
@@ -141,10 +165,41 @@ def _refused(level: Path) -> int:
     return 0
 
 
-def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
+def made_by(inspection: Inspection, level: CgroupLevel) -> tuple[str, str] | None:
+    """(runtime, container id) of a container runtime's cgroup level; None for another.
+
+    Told by its path in the hierarchy (kubepods, docker-ID, libpod-ID), else, for the top
+    of a container's own view (a cgroup namespace shows it as "/"), by the environment.
+    """
+    if "kubepods" in level.cgroup or "kubepods" in level.shown:
+        return "kubernetes", ""
+    for pattern, runtime in _RUNTIMES:
+        match = pattern.search(level.cgroup) or pattern.search(level.shown)
+        if match:
+            return runtime, match[1][:12]
+    environment = inspection.environment
+    if level.hidden_above and environment.in_container and environment.runtime is not None:
+        return environment.runtime, ""
+    return None
+
+
+def runtime_knob(inspection: Inspection, runtime: str, fix: Fix) -> Fix:
+    """*fix*, as seen from where sysprep runs: from inside a container, the host's to make.
+
+    A runtime's knob (podman update, a pod's limits) is turned outside the container.
+    """
+    if not inspection.environment.in_container:
+        return fix
+    place = "on the node" if runtime == "kubernetes" else "on the host"
+    return fix._replace(now=f"{place}: {fix.now}", persist=f"{place}: {fix.persist}", where="host")
+
+
+def _fix(inspection: Inspection, level: CgroupLevel, value: int) -> Fix:
     """The knob of whatever made the cgroup: kubelet, docker, podman, systemd; else the file."""
-    if "kubepods" in shown:
-        return Fix(
+    shown = level.shown
+    made = made_by(inspection, level)
+    if made is not None and made[0] == "kubernetes":
+        return runtime_knob(inspection, "kubernetes", Fix(
             setting="pod pids limit",
             value=value,
             now=f"give the pod a pids limit of at least {value} (kubelet podPidsLimit)",
@@ -153,18 +208,17 @@ def _fix(inspection: Inspection, level: Path, shown: str, value: int) -> Fix:
                 " or the pod's resources.limits.pids where the cluster allows it"
             ),
             takes_effect="for pods started after the kubelet restarts",
-        )
-    for pattern, runtime in _RUNTIMES:
-        match = pattern.search(shown)
-        if match:
-            return Fix(
-                setting=f"{runtime} pids limit",
-                value=value,
-                now=f"{runtime} update --pids-limit {value} {match[1][:12]}",
-                persist=f"{runtime} run --pids-limit {value} (compose: pids_limit)",
-                takes_effect="now",
-            )
-    unit = level.name
+        ))  # fmt: skip
+    if made is not None:
+        runtime, container = made
+        return runtime_knob(inspection, runtime, Fix(
+            setting=f"{runtime} pids limit",
+            value=value,
+            now=f"{runtime} update --pids-limit {value} {container or 'CONTAINER'}",
+            persist=f"{runtime} run --pids-limit {value} (compose: pids_limit)",
+            takes_effect="now",
+        ))  # fmt: skip
+    unit = level.path.name
     if inspection.unit is not None and unit == inspection.unit.name:
         persist = f"[Service] TasksMax={value} in {inspection.unit.drop_in}"
         return _tasks_max(

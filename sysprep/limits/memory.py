@@ -9,6 +9,9 @@ from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.limits.cgroup import cgroup_walk
+from sysprep.limits.cgroup import hidden_note
+from sysprep.limits.cgroup import made_by
+from sysprep.limits.cgroup import runtime_knob
 from sysprep.limits.cost import ThreadCost
 from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
@@ -17,6 +20,7 @@ from sysprep.units import MIB
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
+    from sysprep.limits.cgroup import CgroupLevel
     from sysprep.limits.inspection import Inspection
 
 # A memory cgroup limit this large means "none" (v1 prints PAGE_COUNTER_MAX in bytes).
@@ -102,25 +106,20 @@ class MemoryCgroup:
         """Headroom is the smallest limit - usage up the memory cgroup path, over the cost."""
         unit = inspection.unit
         memory_max = unit.memory_max if unit is not None else None
-        walk = cgroup_walk(inspection, "memory", _MEMORY_FILES, memory_max) or ([], [])
+        walk = cgroup_walk(inspection, "memory", _MEMORY_FILES, memory_max)
+        hidden = hidden_note(walk.hidden_above if walk is not None else None)
         bounded = [
             level
-            for level in walk[0]
+            for level in (walk.levels if walk is not None else [])
             if level.limit is not None and level.limit < _UNLIMITED_BYTES
         ]
         if not bounded:
-            return unbounded(self.name, inspection.target, "no memory cgroup limit")
+            return unbounded(self.name, inspection.target, "no memory cgroup limit" + hidden)
         tightest = min(bounded, key=lambda level: (level.limit or 0) - level.usage)
-        limit, usage, shown = tightest.limit or 0, tightest.usage, tightest.shown
+        limit, usage = tightest.limit or 0, tightest.usage
         cost = thread_cost(inspection).total
         needed = usage + cost * inspection.target.threads
-        fix = Fix(
-            setting=f"{shown} memory limit",
-            value=needed,
-            now=f"raise the limit of {shown} to at least {format_size(needed)}",
-            persist="set it where the cgroup is created (systemd MemoryMax=, docker --memory)",
-            takes_effect="now",
-        )
+        fix = _cgroup_fix(inspection, tightest, needed)
         return measured(
             self.name,
             inspection.target,
@@ -129,8 +128,38 @@ class MemoryCgroup:
             allows=(limit - usage) // cost,
             needed=needed,
             fix=fix,
-            note=f"{shown}; {format_size(cost)} per thread",
+            note=f"{tightest.shown}; {format_size(cost)} per thread{hidden}",
         )
+
+
+def _cgroup_fix(inspection: Inspection, level: CgroupLevel, needed: int) -> Fix:
+    """The knob of whatever made the memory cgroup: a pod's, a container's, else the file."""
+    size = format_size(needed)
+    made = made_by(inspection, level)
+    if made is None:
+        return Fix(
+            setting=f"{level.shown} memory limit",
+            value=needed,
+            now=f"raise the limit of {level.shown} to at least {size}",
+            persist="set it where the cgroup is created (systemd MemoryMax=, docker --memory)",
+            takes_effect="now",
+        )
+    runtime, container = made
+    if runtime == "kubernetes":
+        return runtime_knob(inspection, runtime, Fix(
+            setting="pod memory limit",
+            value=needed,
+            now=f"give the container resources.limits.memory of at least {size}",
+            persist="resources.limits.memory in the pod spec",
+            takes_effect="when the pod is recreated (or resized in place, where allowed)",
+        ))  # fmt: skip
+    return runtime_knob(inspection, runtime, Fix(
+        setting=f"{runtime} memory limit",
+        value=needed,
+        now=f"{runtime} update --memory {needed} {container or 'CONTAINER'}",
+        persist=f"{runtime} run --memory {needed} (compose: mem_limit)",
+        takes_effect="now",
+    ))  # fmt: skip
 
 
 class CommitLimit:

@@ -29,6 +29,7 @@ def check_document(result: CheckResult) -> dict[str, Any]:
         "kind": environment.kind,
         "runtime": environment.runtime,
         "evidence": list(environment.evidence),
+        "host_pid": environment.host_pid,
     }
     if result.compliance is not None:
         document["profile"] = compliance_document(result.compliance)
@@ -54,7 +55,8 @@ def print_check(result: CheckResult) -> None:
     environment = result.environment
     if environment.in_container:
         runtime = f" ({environment.runtime})" if environment.runtime else ""
-        print(f"in a container{runtime}: {'; '.join(environment.evidence)}")
+        pids = ", in the host's pid namespace (hostPID)" if environment.host_pid else ""
+        print(f"in a container{runtime}{pids}: {'; '.join(environment.evidence)}")
     if result.unit is not None:
         unit = result.unit
         how = (

@@ -22,7 +22,7 @@ def initial(fake: FakeHost) -> FakeHost:
 
 def test_the_initial_namespaces_are_a_host(fake: FakeHost) -> None:
     """The initial pid and cgroup namespaces, /proc/sys writable: a host."""
-    assert detect(initial(fake).host) == ("host", None, ())
+    assert detect(initial(fake).host) == ("host", None, (), True)
 
 
 def test_a_marker_file_alone_is_not_a_container(fake: FakeHost) -> None:
@@ -39,7 +39,14 @@ def test_a_pid_namespace_is_a_container_and_the_marker_names_it(fake: FakeHost) 
         "container",
         "docker",
         (f"pid namespace {CHILD_NS} (not the initial one)", "/.dockerenv"),
+        False,
     )
+
+
+def test_a_container_in_the_hosts_pid_namespace_has_host_pid(fake: FakeHost) -> None:
+    """A pod with hostPID: true (a cgroup namespace of its own): a container, host_pid."""
+    environment = detect(initial(fake).set_namespace("cgroup", CHILD_NS).host)
+    assert (environment.kind, environment.host_pid) == ("container", True)
 
 
 def test_pid_1_says_container(fake: FakeHost) -> None:

@@ -500,3 +500,99 @@ def test_an_unread_limit_says_why_in_words(fake: FakeHost) -> None:
         unknown("x", OSError(13, "Permission denied")).note == "could not read: Permission denied"
     )
     assert fake  # the fixture keeps the signature of the file's other tests
+
+
+class TestCgroupsInContainers:
+    """cgroup v2 layouts inside containers, which this v1 VM cannot make (its own are proved
+    with podman in tests/host/test_containers.py): the runtime mounts the container's cgroup
+    as the top of the hierarchy, and /proc/self/cgroup names it relative to the reader's
+    cgroup namespace."""
+
+    POD = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b.slice"
+    CONTAINER = f"{POD}/cri-containerd-0123456789abcdef.scope"
+
+    def write(self, fake: FakeHost, relative: str, text: object) -> None:
+        path = fake.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{text}\n")
+
+    def container_top(self, fake: FakeHost, pids_max: object) -> None:
+        """The container's own cgroup as it sees it: the top of /sys/fs/cgroup."""
+        top = fake.root / "sys/fs/cgroup"
+        for name, value in (("cgroup.type", "domain"), ("pids.max", pids_max),
+                            ("pids.current", 7), ("memory.max", "max"),
+                            ("memory.current", 50 * MIB)):  # fmt: skip
+            (top / name).write_text(f"{value}\n")
+
+    def test_the_containers_own_level_binds_without_a_cgroup_namespace(
+        self, fake: FakeHost
+    ) -> None:
+        """mountinfo's root is the container's path, the same as /proc/self/cgroup's: the top
+        is that cgroup, a level with its limit; the pod's level above it is out of sight."""
+        fake.use_cgroup_v2("/")  # the tree's files; then the container's view of it:
+        self.write(fake, f"proc/{SELF_PID}/cgroup", f"0::{self.CONTAINER}")
+        (fake.root / "proc/self/mountinfo").write_text(
+            f"30 22 0:26 {self.CONTAINER} /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"
+        )
+        (fake.root / "sys/fs/cgroup/cgroup.controllers").write_text("memory pids\n")
+        self.container_top(fake, 1024)
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.in_use, reading.allows) == (1024, 7, 1017)
+        assert reading.note.startswith(
+            "/sys/fs/cgroup; the levels above /sys/fs/cgroup (a pod's, the host's) are not"
+        )
+        assert reading.fix is not None
+        assert reading.fix.setting == "pod pids limit"  # its path is kubepods'
+
+    def test_in_a_cgroup_namespace_the_top_is_the_containers_own(self, fake: FakeHost) -> None:
+        """A cgroup namespace shows the container's cgroup as "/": the top has cgroup.type (a
+        hierarchy's root has none), so it is a level; in a pod (its service account's
+        marker), the fix is the pod's limit, made on the node."""
+        fake.use_cgroup_v2("/").set_namespace("cgroup", 4026532999)
+        self.write(fake, f"proc/{SELF_PID}/cgroup", "0::/")
+        (fake.root / "sys/fs/cgroup/cgroup.controllers").write_text("memory pids\n")
+        (fake.root / "var/run/secrets/kubernetes.io").mkdir(parents=True)
+        self.container_top(fake, 1024)
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.allows) == (1024, 1017)
+        assert reading.fix is not None
+        assert (reading.fix.setting, reading.fix.where) == ("pod pids limit", "host")
+        assert reading.fix.now.startswith("on the node: give the pod a pids limit of at least")
+
+    def test_the_hosts_hierarchy_mounted_from_outside_the_namespace(self, fake: FakeHost) -> None:
+        """A DaemonSet's hostPath of the host's /sys/fs/cgroup, read from the pod's cgroup
+        namespace: its root reads "/../../../.." (four levels above the namespace's root).
+        The namespace's root is the directory that deep whose cgroup.procs holds sysprep:
+        the pod's level above the container is read there, and binds."""
+        fake.use_cgroup_v2(self.CONTAINER).set_namespace("cgroup", 4026532999)
+        self.write(fake, f"proc/{SELF_PID}/cgroup", "0::/")
+        (fake.root / "proc/self/mountinfo").write_text(
+            "30 22 0:26 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"  # the runtime's, under
+            "31 22 0:26 /../../../.. /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"
+        )
+        self.write(fake, f"sys/fs/cgroup{self.CONTAINER}/cgroup.procs", f"1\n{SELF_PID}\n")
+        self.write(fake, f"sys/fs/cgroup{self.POD}/pids.max", 1024)
+        self.write(fake, f"sys/fs/cgroup{self.POD}/pids.current", 300)
+        # A sibling pod as deep, without sysprep in it, is passed over.
+        self.write(
+            fake, "sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/x/y.scope/pids.max", 5
+        )
+        reading = PidsMax().read(inspect(fake))
+        assert (reading.current, reading.in_use, reading.allows) == (1024, 300, 724)
+        assert reading.note == f"/sys/fs/cgroup{self.POD}"
+        assert reading.fix is not None
+        assert reading.fix.setting == "pod pids limit"
+
+    def test_a_path_no_mount_shows_is_unknown(self, fake: FakeHost) -> None:
+        """A --pid process of another container: its cgroup is not under this container's
+        mount. Not "no limit": unknown, saying so."""
+        fake.use_cgroup_v2("/").set_namespace("cgroup", 4026532999)
+        (fake.root / "proc/self/mountinfo").write_text(
+            f"30 22 0:26 {self.CONTAINER} /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n"
+        )
+        fake.add_process(7000, uid=1000)
+        self.write(fake, "proc/7000/cgroup", "0::/system.slice/other.service")
+        result = check(fake.host, Target(threads=10, pid=7000))
+        reading = next(r for r in result.readings if r.name == "pids.max")
+        assert reading.status is Status.UNKNOWN
+        assert "pids cgroup /system.slice/other.service is not under any mount" in reading.note
