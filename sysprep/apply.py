@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 
+from sysprep.environment import detect
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
@@ -88,7 +89,7 @@ def apply(
     if dry_run:
         plan = build_plan(profile, host, pid=pid, persist=persist, unit=unit)
         try:
-            _refuse_the_hosts(host, plan)
+            plan = _placed(host, plan, persist=persist)
         except ApplyFailedError as refusal:  # the dry run shows it; a real apply stops there
             plan = replace(plan, warnings=(*plan.warnings, f"apply would refuse: {refusal}"))
         return ApplyResult(plan, dry_run=True)
@@ -103,11 +104,8 @@ def apply(
         snapshot.save(state_dir)
         try:
             _fault("after-lock")
-            result = ApplyResult(
-                build_plan(profile, host, pid=pid, persist=persist, unit=unit), dry_run=False
-            )
-            if result.changed:
-                _refuse_the_hosts(host, result.plan)
+            plan = build_plan(profile, host, pid=pid, persist=persist, unit=unit)
+            result = ApplyResult(_placed(host, plan, persist=persist), dry_run=False)
         except BaseException:
             snapshot.forget(state_dir)  # nothing was changed
             raise
@@ -141,41 +139,92 @@ def apply(
     return result
 
 
-def _refuse_the_hosts(host: Host, plan: Plan) -> None:
-    """Inside a container, a plan with a host-wide sysctl is refused whole, up front.
+def _placed(host: Host, plan: Plan, *, persist: bool) -> Plan:
+    """*plan*, with where each sysctl takes effect; ApplyFailedError for one out of reach.
 
-    The container cannot set it (often /proc/sys is read-only there): the host must.
+    In a container, --persist into its own /etc is lost with it (a pod's is): the plan warns,
+    naming --etc-root, through which a pod writes the node's /etc on a hostPath mount.
     """
-    from sysprep.environment import detect
+    where = _reach(host, plan)
+    warnings = plan.warnings
+    own_etc = (host.etc_root or host.root) == host.root
+    if persist and own_etc and detect(host).in_container:
+        lost = (
+            "--persist writes this container's own /etc, gone with it (a pod's is): mount"
+            " the node's /etc (hostPath) and give --etc-root DIR to persist on the node"
+        )
+        warnings = (*warnings, lost)
+    return replace(plan, where=where, warnings=warnings)
+
+
+def _reach(host: Host, plan: Plan) -> dict[str, str]:
+    """Where each sysctl apply would write takes effect, when not only here (Plan.where).
+
+    On a host, every one is the host's. Inside a container, net.* is its own network
+    namespace's; kernel.pid_max in a pid namespace of its own is that namespace's, written
+    only when the profile says pid_namespace = true (the node's takes hostPID: true); every
+    other sysctl is the node's, written from here only where /proc/sys is writable and
+    sysprep is in the node's user namespace: a privileged pod, as ECK's initContainer does.
+    ApplyFailedError, up front and for the whole plan, for a sysctl it cannot reach.
+    """
     from sysprep.environment import sysctl_where
     from sysprep.limits.base import Target
     from sysprep.limits.inspection import Inspection
 
     environment = detect(host)
-    if not environment.in_container:
-        return
     own = Inspection(host, Target(threads=1)).child_pid_namespace
-    sysctls = plan.of(SysctlSetting)
-    if own and any(c.setting.key == PID_MAX for c in sysctls):
+    asked = {want.setting.key: want for want in plan.profile.wanted(SysctlSetting)}
+    where, nodes = {}, []
+    for change in plan.of(SysctlSetting):
+        key = change.setting.key
+        if key == PID_MAX and (own or asked[key].pid_namespace):
+            # Kept or raised: a namespace's own 4194304 says nothing of the node's.
+            where[key] = _own_pid_max(own=own, asked=asked[key].pid_namespace)
+        elif change.changes and sysctl_where(key, environment, own_pid_namespace=own) == "host":
+            nodes.append(change)  # only ever in a container
+    if nodes:
+        first = nodes[0]
+        more = f" (and {len(nodes) - 1} more)" if len(nodes) > 1 else ""
+        why = _nodes_out_of_reach(host)
+        if why is not None:
+            raise ApplyFailedError(
+                f"{first.setting.key}{more} is the host's, not this container's, and {why}:"
+                f" set it on the host (sysctl -w {first.setting.key}={first.after}), or apply"
+                " from a privileged container in the host's user namespace (on Kubernetes:"
+                " deploy/kubernetes, the apply overlay); nothing was changed"
+            )
+        where.update({change.setting.key: "node" for change in nodes})
+    return where
+
+
+def _own_pid_max(*, own: bool, asked: bool) -> str:
+    """Where the plan's pid_max takes effect, when it may write it; else ApplyFailedError."""
+    if own and not asked:
         # Its own pid_max shows here (4194304 in a new one), while the host's binds too.
         raise ApplyFailedError(
             f"{PID_MAX}: inside a pid namespace only its own can be read or set, and the"
-            " host's binds too: set it on the host, or run sysprep in the host's pid namespace"
-            " (a pod's hostPID: true); nothing was changed"
+            " host's binds too: the node's needs hostPID: true (sysprep in the host's pid"
+            " namespace); to set this namespace's own, the profile says"
+            f" {PID_MAX} = {{ value = N, pid_namespace = true }}; nothing was changed"
         )
-    theirs = [
-        change
-        for change in sysctls
-        if change.changes
-        and sysctl_where(change.setting.key, environment, own_pid_namespace=own) == "host"
-    ]
-    if theirs:
-        first = theirs[0]
-        more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
+    if asked and not own:
         raise ApplyFailedError(
-            f"{first.setting.key}{more} is the host's, not this container's: set it on the"
-            f" host (sysctl -w {first.setting.key}={first.after}); nothing was changed"
+            f"{PID_MAX}: the profile sets a pid namespace's own (pid_namespace = true), but"
+            " sysprep runs in the host's pid namespace here (or the kernel, before 6.14, has"
+            " one pid_max): its pid_max is the host's; nothing was changed"
         )
+    return "pid namespace"
+
+
+def _nodes_out_of_reach(host: Host) -> str | None:
+    """Why a host-wide sysctl cannot be written from this container; None: it can."""
+    from sysprep.environment import INIT_USER_NS
+
+    if host.proc_sys_read_only():
+        return "/proc/sys is read-only here"
+    if host.namespace("user") not in (None, INIT_USER_NS):
+        return "sysprep runs in a user namespace, whose root cannot set it"
+    return None
 
 
 def _roll_back(

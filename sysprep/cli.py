@@ -62,10 +62,18 @@ def _options(
         str, typer.Option(hidden=True, help="Read /proc and /sys under this directory (tests).")
     ] = "/",
     etc_root: Annotated[
-        str, typer.Option(hidden=True, help="Read and write /etc under this directory (tests).")
+        str,
+        typer.Option(
+            metavar="DIR",
+            help="Read and write /etc under DIR: in a pod, the node's /etc on a hostPath mount.",
+        ),
     ] = "/",
     state_dir: Annotated[
-        str, typer.Option(hidden=True, help="Snapshots and the lock live here.")
+        str,
+        typer.Option(
+            metavar="DIR",
+            help="Snapshots and the lock: in a pod, a hostPath, so that a new pod can revert.",
+        ),
     ] = str(DEFAULT_STATE_DIR),
 ) -> None:
     # "//" and "/." are the live root too: never a tree that dodges the root checks.

@@ -22,6 +22,8 @@ from sysprep.settings.files import owned_files
 from sysprep.settings.kinds import KINDS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sysprep.host import Host
     from sysprep.profile import Profile
     from sysprep.settings import Change
@@ -39,6 +41,9 @@ class Plan:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = ()
     shown: tuple[Change, ...] = ()
+    # From inside a container, where a setting takes effect when it is not there: "node"
+    # (a host-wide sysctl, from a privileged pod), "pid namespace" (its own pid_max).
+    where: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def to_make(self) -> tuple[Change, ...]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
+from sysprep.environment import INIT_PID_NS
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.errors import SysprepError
 from sysprep.settings import Gone
+from sysprep.settings.sysctl import PID_MAX
 from sysprep.snapshot import APPLIED
 from sysprep.snapshot import APPLYING
 from sysprep.snapshot import PLANNING
@@ -59,6 +61,29 @@ class _Step(NamedTuple):
     gone: Gone | None = None
     error: str = ""
     rebases: tuple[tuple[Snapshot, int, Change], ...] = ()
+
+
+def _reachable(host: Host, snapshot: Snapshot) -> tuple[tuple[Change, ...], list[tuple[str, str]]]:
+    """The changes this revert can put back, and why the others cannot be from here.
+
+    kernel.pid_max is the pid namespace's own (Linux >= 6.14): one set in another pid
+    namespace than this revert's, the node's from a pod without hostPID or a pod's own
+    from the node, is not the sysctl this process would write. It is left, named, and the
+    snapshot stays applied for a revert run where the apply ran.
+    """
+    here = host.namespace("pid")
+    if snapshot.pid_namespace is None or here is None or snapshot.pid_namespace == here:
+        return snapshot.changes, []
+    kept = tuple(c for c in snapshot.changes if c.setting.key != PID_MAX)
+    if len(kept) == len(snapshot.changes):
+        return kept, []
+    where = "the host's" if snapshot.pid_namespace == INIT_PID_NS else "a container's"
+    reason = (
+        f"apply set it in pid namespace {snapshot.pid_namespace} ({where}), and this revert"
+        f" runs in {here}: revert where apply ran"
+        + (" (hostPID: true)" if snapshot.pid_namespace == INIT_PID_NS else "")
+    )
+    return kept, [(PID_MAX, reason)]
 
 
 def restore(
@@ -223,9 +248,9 @@ def revert(host: Host, state_dir: Path, snapshot_id: str | None, *, force: bool)
                 " before it changed anything"
             )
         later = [s for s in scan.found if s.id > chosen.id and s.state in (APPLIED, APPLYING)]
-        done = restore(
-            host, chosen.changes, force=force, later=later, save=lambda s: s.save(state_dir)
-        )
+        changes, out_of_reach = _reachable(host, chosen)
+        done = restore(host, changes, force=force, later=later, save=lambda s: s.save(state_dir))
+        done.failed.extend(out_of_reach)
         if not done.failed:
             chosen.state = REVERTED
             chosen.save(state_dir)

@@ -38,7 +38,9 @@ APPLYING, APPLIED, ROLLED_BACK, REVERTED = "applying", "applied", "rolled-back",
 PLANNING = "planning"
 STATES = (PLANNING, APPLYING, APPLIED, ROLLED_BACK, REVERTED)
 # A snapshot's own fields; every other one is a kind's list of settings.
-_FIELDS = frozenset({"id", "profile", "created", "boot_id", "state", "schema_version"})
+_FIELDS = frozenset(
+    {"id", "profile", "created", "boot_id", "state", "schema_version", "pid_namespace"}
+)
 
 
 class SnapshotError(SysprepError):
@@ -64,6 +66,9 @@ class Snapshot:
     boot_id: str
     state: str = APPLYING
     changes: tuple[Change, ...] = ()
+    # The pid namespace apply ran in (its inode): kernel.pid_max there is that namespace's
+    # own on Linux >= 6.14, and only a revert in the same one writes the same sysctl.
+    pid_namespace: int | None = None
 
     @classmethod
     def new(cls, profile: str, host: Host, changes: tuple[Change, ...]) -> Snapshot:
@@ -71,7 +76,10 @@ class Snapshot:
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", profile).lstrip(".") or "profile"
-        return cls(f"{stamp}-{name}", profile, now, _boot_id(host), APPLYING, changes)
+        return cls(
+            f"{stamp}-{name}", profile, now, _boot_id(host), APPLYING, changes,
+            host.namespace("pid"),
+        )  # fmt: skip
 
     def document(self) -> dict[str, Any]:
         """The JSON form."""
@@ -82,6 +90,7 @@ class Snapshot:
             "boot_id": self.boot_id,
             "state": self.state,
             "schema_version": SCHEMA_VERSION,
+            "pid_namespace": self.pid_namespace,
         }
         for kind in KINDS:
             data[kind.kind] = [
@@ -159,6 +168,9 @@ class Snapshot:
         changes = tuple(
             kind.from_entry(entry, host) for kind, entries in lists for entry in entries
         )
+        namespace = data.get("pid_namespace")  # absent from older snapshots
+        if namespace is not None and type(namespace) is not int:  # not a bool either
+            raise TypeError(f"pid_namespace {namespace!r} is not a namespace's inode")
         return cls(
             str(data["id"]),
             str(data["profile"]),
@@ -166,6 +178,7 @@ class Snapshot:
             str(data["boot_id"]),
             data["state"],
             changes,
+            namespace,
         )
 
 

@@ -201,6 +201,16 @@ class FakeHost:
         link.symlink_to(f"{kind}:[{inode}]")
         return self
 
+    def mount_proc_sys_read_only(self) -> FakeHost:
+        """/proc/sys mounted read-only over /proc, as container runtimes do."""
+        mountinfo = self.root / "proc/self/mountinfo"
+        mountinfo.write_text(
+            mountinfo.read_text()
+            + "40 22 0:5 / /proc rw,nosuid - proc proc rw\n"
+            + "41 40 0:5 /sys /proc/sys ro,nosuid - proc proc rw\n"
+        )
+        return self
+
     def set_uid_map(self, inside: int, outside: int, count: int, pid: int = SELF_PID) -> FakeHost:
         """/proc/PID/uid_map: uids from *inside* are the kernel's from *outside* on."""
         self._write(f"proc/{pid}/uid_map", f"{inside:>10} {outside:>10} {count:>10}\n")

@@ -35,8 +35,14 @@ def apply_document(result: ApplyResult) -> dict[str, Any]:
         "changed": result.changed,
     }
     for kind in KINDS:
-        entries = (c.setting.document(c) for c in plan.of(kind))
-        document[kind.kind] = [entry for entry in entries if entry is not None]
+        entries = []
+        for change in plan.of(kind):
+            entry = change.setting.document(change)
+            if entry is not None and change.setting.key in plan.where:
+                entry["where"] = plan.where[change.setting.key]
+            if entry is not None:
+                entries.append(entry)
+        document[kind.kind] = entries
     document["warnings"] = list(plan.warnings)
     document["snapshot"] = result.snapshot.id if result.snapshot else None
     document["probes"] = [p.document for p in result.probes]
@@ -74,6 +80,10 @@ def print_apply(result: ApplyResult) -> None:
         print_probe(probe.document)
 
 
+# How the plan table says where a setting takes effect, when it is not only here.
+_WHERE = {"node": " (on the node)", "pid namespace": " (this pid namespace's own)"}
+
+
 def _plan_table(plan: Plan) -> Table:
     """Each setting of the plan: now, what the profile asks, and what apply does."""
     from rich.table import Table
@@ -88,7 +98,8 @@ def _plan_table(plan: Plan) -> Table:
         action = c.action.value if c.changes else "keep (already enough)"
         if c in plan.shown:
             action += " (in its drop-in)"
-        table.add_row(esc(setting.key), esc(setting.show(c.before)), esc(wanted), action)
+        key = setting.key + _WHERE.get(plan.where.get(setting.key, ""), "")
+        table.add_row(esc(key), esc(setting.show(c.before)), esc(wanted), action)
     return table
 
 

@@ -277,6 +277,9 @@ class Want(NamedTuple):
     setting: Setting
     value: Any
     exact: bool = False
+    # The value of sysprep's own pid namespace is meant, not the host's (kernel.pid_max =
+    # { value = N, pid_namespace = true }, Linux >= 6.14).
+    pid_namespace: bool = False
 
 
 class Part(NamedTuple):

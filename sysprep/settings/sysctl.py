@@ -158,19 +158,13 @@ class SysctlSetting(WholeValue):
                 f"{where}: sysctl {name!r} cannot be read (write-only, or root's): sysprep"
                 " sets only what it can read back and restore"
             ) from None
-        exact = False
-        if isinstance(value, dict):
-            only_keys(where, f"sysctl.{name}.", value, frozenset({"value", "exact"}))
-            exact = value.get("exact", False)
-            if not isinstance(exact, bool):
-                raise BadInputError(f"{where}: sysctl {name!r}: exact must be true or false")
-            value = value.get("value")
+        value, exact, own = _options(where, name, value)
         if value == AUTO:
             if name not in AUTO_SYSCTLS:
                 raise BadInputError(
                     f'{where}: sysctl {name!r}: "auto" is only for {", ".join(AUTO_SYSCTLS)}'
                 )
-            return Want(setting, AUTO, exact)
+            return Want(setting, AUTO, exact, pid_namespace=own)
         if isinstance(value, str) and len(value.split()) == 1 and _is_integer(value.strip()):
             value = int(value)  # "65000" is 65000: bounds and raise-only apply to it too
         if isinstance(value, str):  # several numbers, e.g. ip_local_port_range "1024 65535"
@@ -189,7 +183,7 @@ class SysctlSetting(WholeValue):
             raise BadInputError(
                 f"{where}: sysctl {name!r} = {value} is out of range [{low}, {high}]"
             )
-        return Want(setting, value, exact or name in MODE_SYSCTLS)
+        return Want(setting, value, exact or name in MODE_SYSCTLS, pid_namespace=own)
 
     @classmethod
     def plan(cls, wants: tuple[Want, ...], situation: Situation) -> Part:
@@ -211,7 +205,8 @@ class SysctlSetting(WholeValue):
         verdicts = []
         for want in wants:
             minimum = situation.needed(want.setting.key) if want.value == AUTO else want.value
-            if want.setting.key == PID_MAX and situation.child_pid_namespace:
+            own = situation.child_pid_namespace and not want.pid_namespace
+            if want.setting.key == PID_MAX and own:
                 verdicts.append(unjudged(want.setting, minimum, _HOSTS_PID_MAX))
                 continue
             try:
@@ -239,6 +234,19 @@ class SysctlSetting(WholeValue):
             )
         after = before if action is Action.KEEP else str(wanted)
         return Change(self, before, after, action, wanted)
+
+
+def _options(where: str, name: str, value: object) -> tuple[object, bool, bool]:
+    """(value, exact, pid_namespace) of an entry: a bare value, or a table of them."""
+    if not isinstance(value, dict):
+        return value, False, False
+    keys = {"value", "exact", "pid_namespace"} if name == PID_MAX else {"value", "exact"}
+    only_keys(where, f"sysctl.{name}.", value, frozenset(keys))
+    exact, own = value.get("exact", False), value.get("pid_namespace", False)
+    for option, given in (("exact", exact), ("pid_namespace", own)):
+        if not isinstance(given, bool):
+            raise BadInputError(f"{where}: sysctl {name!r}: {option} must be true or false")
+    return value.get("value"), exact, own
 
 
 def _planned(want: Want, situation: Situation) -> Change:

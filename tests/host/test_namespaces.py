@@ -161,8 +161,10 @@ def test_in_a_container_host_wide_settings_are_the_hosts(tmp_path: Path) -> None
     assert fix["now"].startswith("on the host: sysctl -w vm.max_map_count=")
     assert status == "1"
     refusal = (
-        "sysprep: error: vm.max_map_count is the host's, not this container's: set it on the"
-        " host (sysctl -w vm.max_map_count=262144); nothing was changed"
+        "sysprep: error: vm.max_map_count is the host's, not this container's, and /proc/sys is"
+        " read-only here: set it on the host (sysctl -w vm.max_map_count=262144), or apply"
+        " from a privileged container in the host's user namespace (on Kubernetes:"
+        " deploy/kubernetes, the apply overlay); nothing was changed"
     )
     assert done.stderr.strip().splitlines() == [refusal]
     assert not list(etc.rglob("*"))

@@ -16,6 +16,8 @@ import pytest
 from sysprep.apply import ApplyFailedError
 from sysprep.apply import apply
 from sysprep.durable import FileState
+from sysprep.environment import INIT_PID_NS
+from sysprep.environment import INIT_USER_NS
 from sysprep.errors import BadInputError
 from sysprep.errors import ConflictError
 from sysprep.errors import ExitCode
@@ -24,6 +26,7 @@ from sysprep.facts import SYSCTL_FILE
 from sysprep.host import Host
 from sysprep.plan import build_plan
 from sysprep.profile import load
+from sysprep.render.changes import apply_document
 from sysprep.revert import revert
 from sysprep.settings import Action
 from sysprep.settings.files import FileSetting
@@ -237,18 +240,107 @@ class TestApplyRevert:
         assert [path.exists() for path in ours] == [False, False]
         assert [path.exists() for path in theirs] == [True, True]
 
-    def test_in_a_container_a_host_wide_sysctl_is_refused(
+    def test_a_privileged_container_sets_the_nodes_sysctls(
         self, fake: FakeHost, host: Host, tmp_path: Path
     ) -> None:
-        """Inside a pid namespace, max_map_count is the host's: apply refuses it up front
-        (nothing changed), and --dry-run says it would."""
+        """In a pid namespace, /proc/sys writable and the host's user namespace (a
+        privileged pod): max_map_count is the node's, set from here and marked so."""
+        fake.set_namespace("pid", 4026532178).set_namespace("user", INIT_USER_NS)
+        result = apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
+        assert host.sysctl("vm.max_map_count") == "262144"
+        assert result.plan.where == {"vm.max_map_count": "node"}
+        (entry,) = apply_document(result)["sysctls"]
+        assert (entry["key"], entry["where"]) == ("vm.max_map_count", "node")
+
+    @pytest.mark.parametrize("why", ["read-only", "user namespace"])
+    def test_an_unprivileged_container_refuses_the_nodes_sysctls(
+        self, fake: FakeHost, host: Host, tmp_path: Path, why: str
+    ) -> None:
+        """/proc/sys mounted read-only, or sysprep in a user namespace: the node's sysctl is
+        refused up front, saying why and how (nothing changed); --dry-run says it would."""
         fake.set_namespace("pid", 4026532178)
+        if why == "read-only":
+            fake.mount_proc_sys_read_only()
+            reason = "/proc/sys is read-only here"
+        else:
+            fake.set_namespace("user", 4026532300)
+            reason = "sysprep runs in a user namespace"
         start = state(host)
-        with pytest.raises(ApplyFailedError, match=r"vm\.max_map_count is the host's"):
+        with pytest.raises(ApplyFailedError) as refused:
             apply(host, load("elasticsearch", host), tmp_path, run_probes=False)
+        assert str(refused.value) == (
+            f"vm.max_map_count is the host's, not this container's, and {reason}"
+            f"{', whose root cannot set it' if why != 'read-only' else ''}: set it on the host"
+            " (sysctl -w vm.max_map_count=262144), or apply from a privileged container in the"
+            " host's user namespace (on Kubernetes: deploy/kubernetes, the apply overlay);"
+            " nothing was changed"
+        )
         assert state(host) == start
         dry = apply(host, load("elasticsearch", host), tmp_path, dry_run=True)
         assert dry.plan.warnings[-1].startswith("apply would refuse: vm.max_map_count is")
+
+    def own_pid_max_profile(self, tmp_path: Path, own: str = "pid_namespace = true") -> Path:
+        path = tmp_path / "own-pid-max.toml"
+        path.write_text(
+            'description = "this pod\'s own pid_max"\n[target]\nthreads = 10\n'
+            f'[sysctl]\n"kernel.pid_max" = {{ value = 99999, {own} }}\n'
+        )
+        return path
+
+    def test_a_pid_namespaces_own_pid_max_only_when_the_profile_says_so(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """In a pid namespace of its own (Linux >= 6.14) kernel.pid_max is that namespace's:
+        written only for pid_namespace = true, and marked so; without it, refused, naming
+        hostPID, nothing changed."""
+        fake.set_namespace("pid", 4026532178).set_namespace("user", INIT_USER_NS)
+        fake.set_sysctl("kernel.ns_last_pid", 300)
+        start = state(host)
+        with pytest.raises(ApplyFailedError, match="the node's needs hostPID: true"):
+            apply(host, load("million-threads", host), tmp_path, run_probes=False)
+        assert state(host) == start
+        profile = load(str(self.own_pid_max_profile(tmp_path)), host)
+        result = apply(host, profile, tmp_path / "state", run_probes=False)
+        assert result.plan.where == {"kernel.pid_max": "pid namespace"}
+        assert host.sysctl("kernel.pid_max") == "99999"
+
+    def test_a_pid_namespaces_own_pid_max_is_refused_in_the_hosts(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """pid_namespace = true where sysprep runs in the host's pid namespace: its pid_max is
+        the host's, never written in the namespace's name."""
+        fake.set_namespace("pid", INIT_PID_NS)
+        start = state(host)
+        profile = load(str(self.own_pid_max_profile(tmp_path)), host)
+        with pytest.raises(ApplyFailedError, match="runs in the host's pid namespace here"):
+            apply(host, profile, tmp_path / "state", run_probes=False)
+        assert state(host) == start
+
+    def test_pid_namespace_must_be_true_or_false(self, host: Host, tmp_path: Path) -> None:
+        """A malformed option is bad input, naming the key."""
+        path = self.own_pid_max_profile(tmp_path, own='pid_namespace = "yes"')
+        with pytest.raises(BadInputError, match="pid_namespace must be true or false"):
+            load(str(path), host)
+
+    def test_a_revert_in_another_pid_namespace_leaves_pid_max(
+        self, fake: FakeHost, host: Host, tmp_path: Path
+    ) -> None:
+        """The node's pid_max raised from the host's pid namespace (hostPID), reverted from
+        a pod without it: pid_max there is the pod's own, so it is left and named, the rest
+        is put back, and the snapshot stays applied for a revert where apply ran."""
+        fake.set_namespace("pid", INIT_PID_NS)
+        start, pid_max = state(host), host.sysctl("kernel.pid_max")
+        apply(host, load("million-threads", host), tmp_path, run_probes=False)
+        fake.set_namespace("pid", 4026532178)
+        reverted = revert(host, tmp_path, None, force=False)
+        assert [key for key, _ in reverted.failed] == ["kernel.pid_max"]
+        assert reverted.failed[0][1].endswith("runs in 4026532178: revert where apply ran"
+                                              " (hostPID: true)")  # fmt: skip
+        assert host.sysctl("kernel.pid_max") != pid_max
+        fake.set_namespace("pid", INIT_PID_NS)
+        again = revert(host, tmp_path, None, force=False)
+        assert again.failed == []
+        assert state(host) == start
 
     def test_probes_cannot_validate_a_tree(self, host: Host, tmp_path: Path) -> None:
         """Probes measure the real kernel: apply to a tree asks for --no-probe, changes nothing."""

@@ -58,13 +58,7 @@ def test_pid_1_says_container(fake: FakeHost) -> None:
 
 def test_a_read_only_proc_sys_is_a_container(fake: FakeHost) -> None:
     """Runtimes mount /proc/sys read-only: host-wide sysctls are the host's to change."""
-    mountinfo = fake.root / "proc/self/mountinfo"
-    mountinfo.write_text(
-        mountinfo.read_text()
-        + "40 22 0:5 / /proc rw,nosuid - proc proc rw\n"
-        + "41 40 0:5 /sys /proc/sys ro,nosuid - proc proc rw\n"
-    )
-    environment = detect(initial(fake).host)
+    environment = detect(initial(fake).mount_proc_sys_read_only().host)
     assert environment.evidence == ("/proc/sys is mounted read-only",)
 
 
