@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from sysprep.commands import stack_option
 from sysprep.errors import BadInputError
 from sysprep.errors import ExitCode
 from sysprep.errors import StoppedError
+from sysprep.errors import SysprepError
 from sysprep.units import parse_count
 
 if TYPE_CHECKING:
@@ -90,6 +92,22 @@ def check(
             help="Also write the figures for node_exporter's textfile collector (atomically).",
         ),
     ] = None,
+    npd: Annotated[
+        bool,
+        typer.Option(
+            "--npd",
+            help="As a node-problem-detector plugin: one line of at most 80 characters; exit 0"
+            " OK, 1 problem, 2 unknown.",
+        ),
+    ] = False,
+    nfd: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write Node Feature Discovery's feature file (sysprep-ready=..., node"
+            " labels).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Tell whether this host can run N threads at once, which limit stops it, and the fix.
@@ -103,33 +121,54 @@ def check(
     from sysprep.render.check import print_check
     from sysprep.report import run_check
 
-    result = run_check(
-        ctx.obj.host,
-        threads=None if threads is None else parse_count(threads, what="thread count"),
-        stack=stack_option(stack),
-        pid=pid,
-        profile=profile,
-        connections=(
-            None if connections is None else parse_count(connections, what="connection count")
-        ),
-        sources=sources,
-        calibrate=calibrate,
-        with_links=as_json,
-        unit=unit,
-        runtime=runtime,
-    )
-    if as_json:
+    if npd and as_json:
+        raise BadInputError("give --npd or --json, not both: each is the whole output")
+    try:
+        result = run_check(
+            ctx.obj.host,
+            threads=None if threads is None else parse_count(threads, what="thread count"),
+            stack=stack_option(stack),
+            pid=pid,
+            profile=profile,
+            connections=(
+                None if connections is None else parse_count(connections, what="connection count")
+            ),
+            sources=sources,
+            calibrate=calibrate,
+            with_links=as_json,
+            unit=unit,
+            runtime=runtime,
+        )
+    except SysprepError as error:
+        if not npd:
+            raise
+        from sysprep.render.node import NPD_UNKNOWN
+        from sysprep.render.node import npd_error
+
+        print(npd_error(error))  # node-problem-detector shows stdout only
+        return NPD_UNKNOWN
+    status: int = ExitCode.OK if result.ok else ExitCode.NOT_READY
+    if npd:
+        from sysprep.render.node import npd_line
+
+        line, status = npd_line(result)
+        print(line)
+    elif as_json:
         print_json(check_document(result))
     else:
         print_check(result)
-    if prometheus is not None:  # after the report: it is printed even when this fails
-        from pathlib import Path
-
+    # The files come after the report: it is printed even when one cannot be written.
+    if prometheus is not None:
         from sysprep.render.prometheus import check_text
         from sysprep.render.prometheus import write_textfile
 
         write_textfile(Path(prometheus), check_text(result))
-    return ExitCode.OK if result.ok else ExitCode.NOT_READY
+    if nfd is not None:
+        from sysprep.render.node import NFD_FILE
+        from sysprep.render.node import nfd_text
+
+        NFD_FILE.write(Path(nfd), nfd_text(result))
+    return status
 
 
 def probe(

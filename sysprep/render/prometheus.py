@@ -18,25 +18,20 @@ leaves its line out; +Inf is only ever a real "unlimited".
 from __future__ import annotations
 
 import math
-import os
-import stat
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sysprep.durable import write_atomic
-from sysprep.errors import BadInputError
 from sysprep.limits.base import Status
+from sysprep.render.outfile import OutputFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Sequence
+    from pathlib import Path
 
     from sysprep.limits.base import Reading
     from sysprep.report import CheckResult
     from sysprep.watch import Trend
 
-# Where no textfile may go: the kernel's own files, and devices.
-_SPECIAL = ("/proc", "/sys", "/dev")
 Sample = tuple[dict[str, str], float]  # labels, value
 
 
@@ -131,54 +126,18 @@ def watch_text(readings: Sequence[Reading], trends: Iterable[Trend], unit: str =
     return _text(limit_families(readings, unit, trends))
 
 
-def check_path(path: Path) -> None:
-    """BadInputError unless a textfile may be written at *path*.
+# What --prometheus asks for, when it names something else.
+TEXTFILE = OutputFile("--prometheus", "name a file in node_exporter's textfile directory")
 
-    Only a new file, or a regular file of the caller's own (one link, not a symlink), in an
-    existing directory the caller may write, outside /proc, /sys and /dev: the file is
-    replaced by a rename, which would put a regular file where a device, a FIFO, a socket
-    or a symlink stood. Parent directories are never created.
-    """
-    fix = "name a file in node_exporter's textfile directory"
-    parent = Path(os.path.realpath(path.parent))
-    if any(parent == Path(top) or Path(top) in parent.parents for top in _SPECIAL):
-        raise BadInputError(f"--prometheus {path}: under {parent}, not a textfile; {fix}")
-    if not parent.is_dir():
-        raise BadInputError(f"--prometheus {path}: no directory {path.parent}; {fix}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BadInputError(f"--prometheus {path}: {path.parent} is not writable here; {fix}")
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    what = _kind(info.st_mode)
-    if what:
-        raise BadInputError(f"--prometheus {path}: refusing to replace {what}; {fix}")
-    if info.st_uid != os.geteuid():
-        raise BadInputError(
-            f"--prometheus {path}: refusing to replace uid {info.st_uid}'s file; {fix}"
-        )
-    if info.st_nlink > 1:
-        raise BadInputError(f"--prometheus {path}: refusing a file with other links; {fix}")
+
+def check_path(path: Path) -> None:
+    """BadInputError unless a textfile may be written at *path* (OutputFile.check)."""
+    TEXTFILE.check(path)
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Write *text* to *path* atomically (check_path first): node_exporter never reads half."""
-    check_path(path)
-    write_atomic(path, text.encode(), mode=0o644, make_parents=False)
-
-
-def _kind(mode: int) -> str:
-    """What a non-regular file is ("a symlink", "a device"); "" for a regular file."""
-    kinds = (
-        (stat.S_ISLNK, "a symlink"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), "")
+    """Write *text* to *path* atomically: node_exporter never reads half of it."""
+    TEXTFILE.write(path, text)
 
 
 def _text(families: list[Family]) -> str:
