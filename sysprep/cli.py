@@ -33,6 +33,7 @@ app.command()(tune.revert)
 app.command()(tune.snapshots)
 app.command()(inspect.explain)
 app.command()(inspect.watch)
+app.command()(tune.agent)
 
 
 def _version(value: bool) -> None:

@@ -1,4 +1,4 @@
-"""The commands that change the host, and undo it: apply, revert; and snapshots."""
+"""The commands that change the host, and undo it: apply, revert; snapshots; the agent."""
 
 from __future__ import annotations
 
@@ -133,3 +133,93 @@ def snapshots(
     context: Context = ctx.obj
     print_snapshots(scan_snapshots(context.state_dir, context.host), as_json=as_json)
     return ExitCode.OK
+
+
+def agent(
+    ctx: typer.Context,
+    interval: Annotated[
+        str, typer.Option(metavar="DURATION", help="Between two checks: 60, 90s, 5m, 1h.")
+    ] = "5m",
+    profile: Annotated[
+        str | None,
+        typer.Option(metavar="PROFILE", help="Judge compliance with PROFILE (and its target)."),
+    ] = None,
+    do_apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Apply --profile once per change of its bytes (needs root)."),
+    ] = False,
+    persist: Annotated[
+        bool, typer.Option("--persist", help="With --apply: also write the drop-ins.")
+    ] = False,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="With --apply: skip the profile's probes.")
+    ] = False,
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads",
+            metavar="N",
+            help="Threads to judge [default: the profile's, or 1000000].",
+            show_default=False,
+        ),
+    ] = None,
+    stack: Annotated[str | None, typer.Option(metavar="SIZE", help="Thread stack size.")] = None,
+    npd: Annotated[
+        str | None,
+        typer.Option(metavar="FILE", help="Write the node-problem-detector plugin's verdict."),
+    ] = None,
+    nfd: Annotated[
+        str | None,
+        typer.Option(metavar="FILE", help="Write Node Feature Discovery's feature file."),
+    ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(metavar="FILE", help="Write node_exporter's textfile."),
+    ] = None,
+) -> int:
+    """Run as a node agent: check every --interval, rewrite the reports, log one line each.
+
+    With --apply, apply --profile once per change of it (a ConfigMap's update), recorded in
+    the state directory. SIGTERM ends it cleanly and reverts nothing: `sysprep revert` does.
+
+    Example: sysprep agent --interval 5m --profile million-threads --prometheus
+    /var/lib/prometheus/node-exporter/sysprep.prom
+    """
+    from pathlib import Path
+
+    from sysprep.agent import Agent
+    from sysprep.agent import AgentOptions
+    from sysprep.commands import stack_option
+    from sysprep.errors import BadInputError
+    from sysprep.units import parse_count
+    from sysprep.units import parse_duration
+
+    if do_apply and profile is None:
+        raise BadInputError("--apply applies --profile: give --profile PROFILE too")
+    if (persist or no_probe) and not do_apply:
+        raise BadInputError("--persist and --no-probe go with --apply")
+    context: Context = ctx.obj
+    if do_apply:
+        context.host.require_writable("agent --apply")
+    options = AgentOptions(
+        interval=parse_duration(interval, what="--interval", low=10, high=86400),
+        profile=profile,
+        apply=do_apply,
+        persist=persist,
+        probes=not no_probe,
+        threads=None if threads is None else parse_count(threads, what="thread count"),
+        stack=stack_option(stack),
+        npd=None if npd is None else Path(npd),
+        nfd=None if nfd is None else Path(nfd),
+        prometheus=None if prometheus is None else Path(prometheus),
+    )
+    if profile is not None:
+        from sysprep.profile import load
+
+        load(profile, context.host)  # a bad profile is refused now, not in the first cycle
+    Agent(context.host, context.state_dir, options, log=_print_line).run()
+    return ExitCode.OK
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

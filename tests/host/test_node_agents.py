@@ -4,15 +4,16 @@ plugin contract (`check --npd`) and Node Feature Discovery's feature file (`chec
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 pytestmark = pytest.mark.root
 
@@ -100,3 +101,33 @@ def test_nfd_feature_file(tmp_path: Path, sysctls: Callable[[str, object], None]
     capacity = int(labels["sysprep-thread-capacity"])
     assert 9000 < capacity < 10000  # 20,000 mappings, two a thread
     assert features.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_agent_applies_once_and_reverts_nothing_on_sigterm(tmp_path: Path) -> None:
+    """`agent --apply`: elasticsearch's max_map_count is set on the real kernel in the
+    first cycle; SIGTERM ends the agent with status 0 and the value stays; `revert` (the
+    revert Job) puts it back."""
+    state, etc = tmp_path / "state", tmp_path / "etc"
+    etc.mkdir()
+    roots = ("--state-dir", str(state), "--etc-root", str(etc))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "sysprep", *roots, "agent", "--interval", "10", "--profile",
+         "elasticsearch", "--apply", "--no-probe"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert agent.stdout is not None
+        applied = agent.stdout.readline()
+        checked = agent.stdout.readline()
+        agent.send_signal(signal.SIGTERM)
+        out, err = agent.communicate(timeout=30)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert "apply elasticsearch: applied 1 changes, snapshot " in applied, err
+    assert " check: " in checked
+    assert agent.returncode == 0, err
+    assert out.endswith("stopping on SIGTERM; nothing is reverted\n")
+    assert Path("/proc/sys/vm/max_map_count").read_text() == "262144\n"
+    assert sysprep(*roots, "revert").returncode == 0
+    assert Path("/proc/sys/vm/max_map_count").read_text() == "65530\n"
