@@ -179,7 +179,7 @@ class Agent:
         try:
             result = apply(
                 self.host,
-                load(name, self.host),
+                load(name, self.host, trust=False),  # as apply: it runs as root
                 self.state_dir,
                 persist=self.options.persist,
                 run_probes=self.options.probes,

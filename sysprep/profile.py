@@ -137,7 +137,14 @@ def _read(path: Path, *, trust: bool) -> dict[str, Any]:
 
 
 def _others_may_write(directory: Path) -> bool:
+    """True when others than its owner may write *directory*, so swap a symlink in it.
+
+    Not on a read-only mount, whatever its mode: a ConfigMap volume is 0777 behind kubelet's
+    ..data symlinks, and mounted read-only in the pod; only kubelet writes it.
+    """
     try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return False
         return bool(directory.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH))
     except OSError:
         return True

@@ -216,7 +216,8 @@ def agent(
     if profile is not None:
         from sysprep.profile import load
 
-        load(profile, context.host)  # a bad profile is refused now, not in the first cycle
+        # A bad profile is refused now, not in the first cycle; one to apply, as apply does.
+        load(profile, context.host, trust=not do_apply)
     Agent(context.host, context.state_dir, options, log=_print_line).run()
     return ExitCode.OK
 

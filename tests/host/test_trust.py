@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from sysprep.errors import ExitCode
 from sysprep.profile import _read
 from tests.conftest import write_sysctl
 from tests.host.test_apply import Tree
+from tests.kubelet import configmap_volume
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,3 +160,25 @@ def test_an_untrusted_snapshot_blocks_nothing_else(tmp_path: Path) -> None:
     newer.chmod(0o600)
     assert tree.sysprep("revert", newer.stem).returncode == ExitCode.OK
     assert tree.state() == start
+
+
+def test_a_configmap_volume_mounted_read_only_is_trusted(world_readable_dir: Path) -> None:
+    """kubelet's layout: a 0777 volume, the profile behind ..data symlinks. Mounted read-only,
+    as kubelet mounts it in a pod, nobody can swap a symlink there: the profile is applied.
+    The same directory writable is refused, as any symlink in a directory others may write."""
+    tree = Tree(world_readable_dir / "tree")
+    volume = configmap_volume(world_readable_dir / "profile", {"maps.toml": PROFILE})
+    profile = volume / "maps.toml"
+    refused = tree.sysprep("apply", str(profile), "--dry-run")
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert "refusing a symlink in a directory others may write" in refused.stderr
+    script = (
+        f"mount --bind {volume} {volume} && mount -o remount,bind,ro {volume}"
+        f" && exec {' '.join(tree.command())} apply {profile} --dry-run --json"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert json.loads(done.stdout)["sysctls"][0]["key"] == "vm.max_map_count"
