@@ -103,11 +103,10 @@ def systemd() -> Iterator[Systemd]:
         yield booted
 
 
-@pytest.fixture(scope="module")
-def podman() -> Iterator[Podman]:
-    """A real container runtime (podman + runc), as ../shared/REAL-HOSTS.md says; per module,
-    every container, cgroup and sysctl it changed is put back."""
-    from tests.realcontainer import container_runtime
+@pytest.fixture(scope="session")
+def sysprep_image() -> Iterator[str]:
+    """The sysprep image, built once per session from this checkout as users build it."""
+    from tests.realcontainer import built_image
     from tests.realcontainer import missing
 
     why = missing()
@@ -115,7 +114,17 @@ def podman() -> Iterator[Podman]:
         if os.environ.get("CI") == "true":
             pytest.fail(why)  # CI installs it: a container test that skips there is a failure
         pytest.skip(why)
-    with container_runtime() as runtime:
+    with built_image() as image:
+        yield image
+
+
+@pytest.fixture(scope="module")
+def podman(sysprep_image: str) -> Iterator[Podman]:
+    """A real container runtime (podman + runc), as ../shared/REAL-HOSTS.md says; per module,
+    every container, cgroup and sysctl it changed is put back."""
+    from tests.realcontainer import container_runtime
+
+    with container_runtime(sysprep_image) as runtime:
         yield runtime
 
 

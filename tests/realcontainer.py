@@ -1,15 +1,14 @@
 """A real container runtime for tests, run as ../shared/REAL-HOSTS.md says, and only so.
 
-podman with runc (crun refuses this VM's hybrid cgroups), an image bootstrapped offline from
-Debian's packages (mmdebstrap: python3 and procps, no sysprep), no network, and explicit
-rlimits (root here lacks CAP_SYS_RESOURCE: podman's default nofile and nproc cannot be set).
-sysprep runs inside from a copy of the checkout mounted read-only, on the image's own
-python3, as the Containerfile's image would run it.
+podman with runc (crun refuses this VM's hybrid cgroups), no network, and explicit rlimits
+(root here lacks CAP_SYS_RESOURCE: podman's default nofile and nproc cannot be set). The
+image is the one users build: deploy/kubernetes/build-image, this checkout's wheel on a base
+bootstrapped offline from Debian's packages (mmdebstrap: python3, pip and procps).
 
 Everything a container may change is put back afterwards: every sysctl (a privileged
 container writes the host's), the containers (labelled, removed), the cgroups podman made
-(libpod_parent and below, deepest first). The image stays: it is the tests' own, and
-making it again takes half a minute.
+(libpod_parent and below, deepest first). The sysprep image goes with the test session;
+the base stays: it is the tests' own, and making it again takes half a minute.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.hoststate import CHECKOUT
 from tests.hoststate import cgroup_dirs
-from tests.hoststate import copy_code
 from tests.hoststate import remove_cgroups
 from tests.hoststate import restore_sysctls
 from tests.hoststate import sysctls
@@ -31,11 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from collections.abc import Sequence
 
-IMAGE = "localhost/sysprep-test-base:bookworm"
+BASE = "localhost/sysprep-test-base:bookworm.2"
+IMAGE = "localhost/sysprep-test:session"
 LABEL = "sysprep-test=1"
-CODE = "/opt/sysprep"  # where the copy of the checkout is mounted inside
+RUNC = ("--runtime", "runc")
 RLIMITS = ("--ulimit", "nofile=10000:10000", "--ulimit", "nproc=20000:20000")
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+BUILD_IMAGE = CHECKOUT / "deploy/kubernetes/build-image"
 
 
 def missing() -> str | None:
@@ -46,52 +47,73 @@ def missing() -> str | None:
     return None
 
 
-def ensure_image() -> None:
+def ensure_base() -> None:
     """The tests' base image, bootstrapped from Debian's archive once (about 30 s)."""
-    exists = subprocess.run(["podman", "image", "exists", IMAGE], check=False)
+    exists = subprocess.run(["podman", "image", "exists", BASE], check=False)
     if exists.returncode == 0:
         return
     with tempfile.TemporaryDirectory(prefix="sysprep-image-") as work:
         tar = Path(work) / "base.tar"
         with DEBIAN_SOURCES.open() as sources:
             subprocess.run(
-                ["mmdebstrap", "--quiet", "--variant=minbase", "--include=python3,procps",
-                 "bookworm", str(tar)],
+                ["mmdebstrap", "--quiet", "--variant=minbase",
+                 "--include=python3,python3-pip,procps", "bookworm", str(tar)],
                 stdin=sources, check=True, capture_output=True,
             )  # fmt: skip
-        subprocess.run(["podman", "import", str(tar), IMAGE], check=True, capture_output=True)
+        subprocess.run(["podman", "import", str(tar), BASE], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def built_image() -> Iterator[str]:
+    """The sysprep image of this checkout, built as users build it, offline on the base;
+    removed afterwards."""
+    ensure_base()
+    done = subprocess.run(
+        [str(BUILD_IMAGE), "--base", BASE, "--tag", IMAGE, "--", *RUNC, "--network", "none",
+         *RLIMITS],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    try:
+        yield IMAGE
+    finally:
+        subprocess.run(["podman", "rmi", "--force", IMAGE], capture_output=True, check=False)
 
 
 class Podman:
-    """Runs containers of the base image with sysprep's code mounted in."""
+    """Runs containers of the sysprep image (its entrypoint: sysprep)."""
 
-    def __init__(self, code: Path) -> None:
-        self.code = code
+    def __init__(self, image: str) -> None:
+        self.image = image
 
-    def command(self, *command: str, flags: Sequence[str] = ()) -> list[str]:
-        """The podman command line for *command* in a fresh container with *flags*."""
+    def command(self, *args: str, flags: Sequence[str] = ()) -> list[str]:
+        """The podman command line for `sysprep ARGS` in a fresh container with *flags*
+        (--entrypoint sh in them: a shell's ARGS instead)."""
         return [
-            "podman", "--runtime", "runc", "run", "--network", "none",
-            "--label", LABEL, *RLIMITS,
-            "--volume", f"{self.code}:{CODE}:ro",
-            "--env", f"PYTHONPATH={CODE}:{CODE}/site",
-            *flags, IMAGE, *command,
+            "podman", *RUNC, "run", "--network", "none", "--label", LABEL, *RLIMITS,
+            *flags, self.image, *args,
         ]  # fmt: skip
 
-    def run(
-        self, *command: str, flags: Sequence[str] = (), timeout: float = 300
+    def sysprep(
+        self, *args: str, flags: Sequence[str] = (), timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        """Run *command* in a fresh container, with podman's *flags* (--pids-limit N, ...)."""
+        """`sysprep ARGS` in a fresh container, removed when it ends."""
         return subprocess.run(
-            self.command(*command, flags=("--rm", *flags)),
+            self.command(*args, flags=("--rm", *flags)),
             capture_output=True, text=True, check=False, timeout=timeout,
         )  # fmt: skip
 
-    def start(self, *command: str, flags: Sequence[str] = ()) -> int:
-        """Start *command* in a container left running (removed with the runtime); its pid
-        on the host."""
+    def shell(
+        self, script: str, flags: Sequence[str] = (), timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """A shell *script* in a fresh container, removed when it ends."""
+        return self.sysprep("-c", script, flags=("--entrypoint", "sh", *flags), timeout=timeout)
+
+    def start(self, program: str, *args: str, flags: Sequence[str] = ()) -> int:
+        """Start `PROGRAM ARGS` in a container left running (removed with the runtime); its
+        pid on the host."""
         started = subprocess.run(
-            self.command(*command, flags=("--detach", *flags)),
+            self.command(*args, flags=("--detach", "--entrypoint", program, *flags)),
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         inspected = subprocess.run(
@@ -100,30 +122,19 @@ class Podman:
         )  # fmt: skip
         return int(inspected.stdout)
 
-    def sysprep(
-        self, *args: str, flags: Sequence[str] = (), timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
-        """`sysprep ARGS` in a fresh container, on the image's python3."""
-        return self.run("python3", "-m", "sysprep", *args, flags=flags, timeout=timeout)
-
 
 @contextlib.contextmanager
-def container_runtime() -> Iterator[Podman]:
-    """podman, ready to run containers; afterwards, the host as it was."""
-    ensure_image()
+def container_runtime(image: str) -> Iterator[Podman]:
+    """podman, ready to run containers of *image*; afterwards, the host as it was."""
     saved, cgroups = sysctls(), cgroup_dirs()
-    code = Path(tempfile.mkdtemp(prefix="sysprep-code-"))
     try:
-        code.chmod(0o755)
-        copy_code(code)
-        yield Podman(code)
+        yield Podman(image)
     finally:
         try:
             _remove_containers()
             remove_cgroups(cgroups)
         finally:
             restore_sysctls(saved)
-            shutil.rmtree(code)
         assert sysctls() == saved, "a container left a sysctl changed"
 
 
