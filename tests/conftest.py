@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -58,6 +59,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if item.config.getoption("--require-root") or os.environ.get("CI") == "true":
             pytest.fail("needs root (--require-root)")
         pytest.skip("needs root")
+
+
+def require_tool(name: str) -> str:
+    """The path of command *name*, this interpreter's own (a venv's script) first; a skip
+    naming it where missing (a failure on CI, whose .ci/run installs every tool a test
+    needs)."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = shutil.which(name, path=search)
+    if path is None:
+        why = f"{name} is not installed (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
 
 
 @contextmanager

@@ -7,8 +7,11 @@ import json
 import math
 import os
 import shutil
+import socket
 import stat
 import subprocess
+import time
+import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sysprep.cli import run
 from sysprep.errors import ExitCode
 from tests.conftest import readable_tempdir
+from tests.conftest import require_tool
 from tests.nobody import run_as_nobody
 
 if TYPE_CHECKING:
@@ -27,9 +31,14 @@ if TYPE_CHECKING:
 
 def metrics(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """name → labels → value, as Prometheus reads the file."""
+    return parse(path.read_text())
+
+
+def parse(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """name → labels → value, as Prometheus reads the text."""
     return {
         family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
-        for family in text_string_to_metric_families(path.read_text())
+        for family in text_string_to_metric_families(text)
     }
 
 
@@ -107,9 +116,7 @@ def test_profile_compliance_is_a_family(fake: FakeHost, tmp_path: Path) -> None:
 def test_promtool_finds_nothing_to_lint(fake: FakeHost, tmp_path: Path) -> None:
     """promtool check metrics (Prometheus's own linter) is clean, with a profile and
     connections too."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (.ci/run installs it)")
+    promtool = require_tool("promtool")
     out = tmp_path / "sysprep.prom"
     run(["--root", str(fake.root), "-q", "check", "--profile", "million-connections",
          "--prometheus", str(out)])  # fmt: skip
@@ -208,3 +215,47 @@ def test_an_own_file_is_replaced(fake: FakeHost, tmp_path: Path) -> None:
     path.write_text("old\n")
     assert run(["--root", str(fake.root), "-q", "check", "--prometheus", str(path)]) in (0, 1)
     assert "sysprep_ready" in path.read_text()
+
+
+def test_node_exporter_scrapes_the_textfile(fake: FakeHost, tmp_path: Path) -> None:
+    """A real node_exporter (Debian's), on 127.0.0.1 with the textfile as its only
+    collector, serves sysprep's series as written, and node_textfile_scrape_error 0."""
+    exporter = require_tool("prometheus-node-exporter")
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    run(["--root", str(fake.root), "-q", "check", "--profile", "elasticsearch",
+         "--prometheus", str(textfiles / "sysprep.prom")])  # fmt: skip
+    with socket.socket() as probe:  # a free port: bound, then let go for node_exporter
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [exporter, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+         "--collector.textfile", f"--collector.textfile.directory={textfiles}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        scraped = _scrape(f"http://127.0.0.1:{port}/metrics", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    served, written = parse(scraped), metrics(textfiles / "sysprep.prom")
+    assert served["node_textfile_scrape_error"] == {(): 0}
+    for name in written:
+        assert served[name] == written[name], name
+    assert served["sysprep_profile_compliant"] == {(("profile", "elasticsearch"),): 0}
+    mtimes = served["node_textfile_mtime_seconds"]
+    assert [dict(labels)["file"].endswith("sysprep.prom") for labels in mtimes] == [True]
+
+
+def _scrape(url: str, process: subprocess.Popen[str]) -> str:
+    """The metrics page, once node_exporter listens (a few seconds at most)."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as page:  # noqa: S310 - 127.0.0.1
+                return str(page.read().decode())
+        except OSError:  # noqa: PERF203 - not listening yet: try again
+            if process.poll() is not None or time.monotonic() > deadline:
+                stderr = process.stderr.read() if process.stderr else ""
+                raise AssertionError(f"node_exporter did not serve {url}: {stderr}") from None
+            time.sleep(0.1)
