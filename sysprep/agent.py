@@ -194,13 +194,9 @@ class Agent:
         except SysprepError as error:
             outcome = f"failed: {' '.join(str(error).splitlines())}"
         else:
+            made = ", ".join(change.setting.key for change in result.plan.to_make)
             snapshot = result.snapshot.id if result.snapshot else None
-            changed = len(result.plan.to_make)
-            outcome = (
-                f"applied {changed} changes, snapshot {snapshot}"
-                if changed
-                else ("nothing to change")
-            )
+            outcome = f"applied {made}; snapshot {snapshot}" if made else "nothing to change"
         finally:
             signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         self.log(f"apply {name}: {outcome}")

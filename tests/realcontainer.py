@@ -17,6 +17,7 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,15 @@ class Podman:
         """A shell *script* in a fresh container, removed when it ends."""
         return self.sysprep("-c", script, flags=("--entrypoint", "sh", *flags), timeout=timeout)
 
+    def detach(self, *args: str, flags: Sequence[str] = ()) -> Container:
+        """`sysprep ARGS` in a container left running (removed with the runtime)."""
+        started = subprocess.run(
+            self.command(*args, flags=("--detach", *flags)),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        return Container(started.stdout.strip())
+
     def start(self, program: str, *args: str, flags: Sequence[str] = ()) -> int:
         """Start `PROGRAM ARGS` in a container left running (removed with the runtime); its
         pid on the host."""
@@ -121,6 +131,34 @@ class Podman:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return int(inspected.stdout)
+
+
+class Container:
+    """A container left running: its output, and a stop as a pod's (SIGTERM, then a grace)."""
+
+    def __init__(self, identity: str) -> None:
+        self.id = identity
+
+    def logs(self) -> str:
+        done = subprocess.run(["podman", "logs", self.id], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        return done.stdout + done.stderr
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        """Its output once *text* is in it; AssertionError with the output after *timeout*."""
+        deadline = time.monotonic() + timeout
+        while text not in (output := self.logs()):
+            assert time.monotonic() < deadline, f"no {text!r} in the container's output: {output}"
+            time.sleep(0.2)
+        return output
+
+    def stop(self, grace: int = 30) -> int:
+        """SIGTERM, as kubelet stops a pod, SIGKILL after *grace* seconds; its exit status."""
+        subprocess.run(["podman", "stop", "--time", str(grace), self.id], capture_output=True,
+                       check=True)  # fmt: skip
+        done = subprocess.run(["podman", "wait", self.id], capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        return int(done.stdout.strip())
 
 
 @contextlib.contextmanager

@@ -105,7 +105,9 @@ def test_the_apply_overlay_is_privileged_with_the_nodes_files() -> None:
     assert spec["nodeSelector"]["sysprep/tune"] == "true"
     args = agent["args"]
     assert args[:2] == ["--etc-root=/host", "agent"]
-    assert {"--apply", "--persist", "--profile=/etc/sysprep/profile/profile.toml"} <= set(args)
+    assert {"--apply", "--persist", "--profile=/etc/sysprep/profile/thread-heavy.toml"} <= set(
+        args
+    )
     mounts = {m["mountPath"]: m["name"] for m in agent["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     host_paths = {path: volumes[name].get("hostPath", {}).get("path")
@@ -116,7 +118,7 @@ def test_the_apply_overlay_is_privileged_with_the_nodes_files() -> None:
     profile = volumes[mounts["/etc/sysprep/profile"]]["configMap"]["name"]
     configmap = one(objects, "ConfigMap")
     assert configmap["metadata"]["name"] == profile
-    assert 'extends = "million-threads"' in configmap["data"]["profile.toml"]
+    assert 'extends = "million-threads"' in configmap["data"]["thread-heavy.toml"]
 
 
 def test_the_revert_job_runs_where_and_as_apply_ran() -> None:

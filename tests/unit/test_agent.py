@@ -76,8 +76,8 @@ def test_apply_once_per_change_of_the_profile(host: Host, tmp_path: Path) -> Non
     run.cycle()
     assert host.sysctl("vm.max_map_count") == "200000"
     assert "apply " in lines[0]
-    assert lines[0].endswith("applied 1 changes, snapshot " + all_snapshots(run.state_dir,
-                             host)[0].id)  # fmt: skip
+    snapshot = all_snapshots(run.state_dir, host)[0].id
+    assert lines[0].endswith(f"apply {path}: applied vm.max_map_count; snapshot {snapshot}")
     host.write_sysctl("vm.max_map_count", "65530")  # as a revert would leave it
     again, lines = agent(host, tmp_path, profile=str(path), apply=True, probes=False)
     again.cycle()
@@ -87,7 +87,7 @@ def test_apply_once_per_change_of_the_profile(host: Host, tmp_path: Path) -> Non
     again.cycle()
     assert host.sysctl("vm.max_map_count") == "300000"
     record = json.loads((run.state_dir / RECORD).read_text())
-    assert record["outcome"].startswith("applied 1 changes")
+    assert record["outcome"].startswith("applied vm.max_map_count; snapshot ")
 
 
 def test_a_refused_profile_is_not_tried_every_cycle(host: Host, tmp_path: Path) -> None:
