@@ -124,7 +124,7 @@ def test_the_agent_applies_once_and_reverts_nothing_on_sigterm(tmp_path: Path) -
     finally:
         if agent.poll() is None:
             agent.kill()
-    assert "apply elasticsearch: applied 1 changes, snapshot " in applied, err
+    assert "apply elasticsearch: applied vm.max_map_count; snapshot " in applied, err
     assert " check: " in checked
     assert agent.returncode == 0, err
     assert out.endswith("stopping on SIGTERM; nothing is reverted\n")
