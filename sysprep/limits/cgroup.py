@@ -194,6 +194,20 @@ def runtime_knob(inspection: Inspection, runtime: str, fix: Fix) -> Fix:
     return fix._replace(now=f"{place}: {fix.now}", persist=f"{place}: {fix.persist}", where="host")
 
 
+def runtime_update(
+    inspection: Inspection, made: tuple[str, str], option: str, compose: str, value: int
+) -> Fix:
+    """A docker or podman container's own limit: `update --OPTION` now, `run --OPTION` after."""
+    runtime, container = made
+    return runtime_knob(inspection, runtime, Fix(
+        setting=f"{runtime} --{option}",
+        value=value,
+        now=f"{runtime} update --{option} {value} {container or 'CONTAINER'}",
+        persist=f"{runtime} run --{option} {value} (compose: {compose})",
+        takes_effect="now",
+    ))  # fmt: skip
+
+
 def _fix(inspection: Inspection, level: CgroupLevel, value: int) -> Fix:
     """The knob of whatever made the cgroup: kubelet, docker, podman, systemd; else the file."""
     shown = level.shown
@@ -210,14 +224,7 @@ def _fix(inspection: Inspection, level: CgroupLevel, value: int) -> Fix:
             takes_effect="for pods started after the kubelet restarts",
         ))  # fmt: skip
     if made is not None:
-        runtime, container = made
-        return runtime_knob(inspection, runtime, Fix(
-            setting=f"{runtime} pids limit",
-            value=value,
-            now=f"{runtime} update --pids-limit {value} {container or 'CONTAINER'}",
-            persist=f"{runtime} run --pids-limit {value} (compose: pids_limit)",
-            takes_effect="now",
-        ))  # fmt: skip
+        return runtime_update(inspection, made, "pids-limit", "pids_limit", value)
     unit = level.path.name
     if inspection.unit is not None and unit == inspection.unit.name:
         persist = f"[Service] TasksMax={value} in {inspection.unit.drop_in}"

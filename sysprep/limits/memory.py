@@ -12,6 +12,7 @@ from sysprep.limits.cgroup import cgroup_walk
 from sysprep.limits.cgroup import hidden_note
 from sysprep.limits.cgroup import made_by
 from sysprep.limits.cgroup import runtime_knob
+from sysprep.limits.cgroup import runtime_update
 from sysprep.limits.cost import ThreadCost
 from sysprep.settings import Fix
 from sysprep.settings.sysctl import SysctlSetting
@@ -144,22 +145,15 @@ def _cgroup_fix(inspection: Inspection, level: CgroupLevel, needed: int) -> Fix:
             persist="set it where the cgroup is created (systemd MemoryMax=, docker --memory)",
             takes_effect="now",
         )
-    runtime, container = made
-    if runtime == "kubernetes":
-        return runtime_knob(inspection, runtime, Fix(
+    if made[0] == "kubernetes":
+        return runtime_knob(inspection, "kubernetes", Fix(
             setting="pod memory limit",
             value=needed,
             now=f"give the container resources.limits.memory of at least {size}",
             persist="resources.limits.memory in the pod spec",
             takes_effect="when the pod is recreated (or resized in place, where allowed)",
         ))  # fmt: skip
-    return runtime_knob(inspection, runtime, Fix(
-        setting=f"{runtime} memory limit",
-        value=needed,
-        now=f"{runtime} update --memory {needed} {container or 'CONTAINER'}",
-        persist=f"{runtime} run --memory {needed} (compose: mem_limit)",
-        takes_effect="now",
-    ))  # fmt: skip
+    return runtime_update(inspection, made, "memory", "mem_limit", needed)
 
 
 class CommitLimit:
