@@ -34,6 +34,7 @@ app.command()(tune.snapshots)
 app.command()(inspect.explain)
 app.command()(inspect.watch)
 app.command()(tune.agent)
+app.command()(inspect.fleet)
 
 
 def _version(value: bool) -> None:

@@ -222,6 +222,13 @@ class Host(ProcessReads):
         """Kernel release, e.g. "6.18.44"."""
         return self.sysctl("kernel.osrelease")
 
+    def hostname(self) -> str | None:
+        """The host's name (kernel.hostname, of this UTS namespace); None when unreadable."""
+        try:
+            return self.sysctl("kernel.hostname")
+        except OSError:
+            return None
+
     def arch(self) -> str:
         """Machine architecture as uname -m prints it."""
         try:

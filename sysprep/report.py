@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
@@ -29,6 +30,8 @@ class CheckResult(NamedTuple):
     compliance: Compliance | None = None
     links: list[dict[str, object]] | None = None
     unit: Unit | None = None
+    hostname: str | None = None
+    checked_at: float = 0.0  # when, in seconds since the epoch
 
     @property
     def ready(self) -> bool:
@@ -102,4 +105,6 @@ def run_check(
 
         compliance = compliance_of(loaded, host, assessment, cost, service)
     links = host.links() if with_links and target.connections and host.is_live else None
-    return CheckResult(assessment, detect(host), compliance, links, service)
+    return CheckResult(
+        assessment, detect(host), compliance, links, service, host.hostname(), time.time()
+    )

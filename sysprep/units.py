@@ -52,17 +52,17 @@ def format_count(count: int | None) -> str:
     return "unlimited" if count is None else f"{count:,}"
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)?", re.IGNORECASE)
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str, *, what: str, low: float, high: float) -> float:
-    """Seconds in "90", "90s", "5m" or "1h", from *low* to *high*; BadInputError else."""
+    """Seconds in "90", "90s", "5m", "1h" or "7d", from *low* to *high*; BadInputError else."""
     match = _DURATION.fullmatch(text.strip())
     seconds = float(match[1]) * _SECONDS[(match[2] or "").lower()] if match else None
     if seconds is None or not low <= seconds <= high:
         raise BadInputError(
-            f"invalid {what} {text!r}: seconds, or a number with s, m or h (e.g. 5m), from"
+            f"invalid {what} {text!r}: seconds, or a number with s, m, h or d (e.g. 5m), from"
             f" {low:g} s to {high / 3600:g} h"
         )
     return seconds

@@ -355,3 +355,48 @@ def _signals_interrupt() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def fleet(
+    reports: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="REPORT...",
+            help="check --json documents (explain, watch too): files, or directories of them.",
+            show_default=False,
+        ),
+    ],
+    max_age: Annotated[
+        str,
+        typer.Option(metavar="DURATION", help="Older documents are stale: 30m, 12h, 7d."),
+    ] = "24h",
+    as_json: JsonOption = False,
+) -> int:
+    """One report across hosts: ready or not, grouped by the limit that binds, with its fix.
+
+    Each host's newest document counts; a host is named by its path (HOST.json, or Ansible's
+    fetch: DEST/HOST/...), or a "host" field added to the document. A bad document is one
+    line, never the end.
+    Exit status: 0 every host ready (and none stale), 1 otherwise, 2 no document at all.
+
+    Example: sysprep fleet fetched/
+    """
+    from pathlib import Path
+
+    from sysprep.fleet import judge
+    from sysprep.fleet import read_fleet
+    from sysprep.render import print_json
+    from sysprep.render.fleet import fleet_document
+    from sysprep.render.fleet import print_fleet
+    from sysprep.units import parse_duration
+
+    age = parse_duration(max_age, what="--max-age", low=1, high=366 * 86400)
+    found = read_fleet([Path(report) for report in reports])
+    if not (found.checks or found.explained or found.watched or found.bad or found.other_schema):
+        raise BadInputError(f"no .json document in {', '.join(reports)}")
+    report = judge(found, max_age=age)
+    if as_json:
+        print_json(fleet_document(report))
+    else:
+        print_fleet(report)
+    return ExitCode.OK if report.all_ready else ExitCode.NOT_READY

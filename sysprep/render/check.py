@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -24,6 +25,9 @@ _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "
 def check_document(result: CheckResult) -> dict[str, Any]:
     """The `check --json` document (README "JSON output")."""
     document = assessment_document(result.assessment)
+    document["hostname"] = result.hostname
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.checked_at))
+    document["checked_at"] = stamp
     environment = result.environment
     document["environment"] = {
         "kind": environment.kind,
