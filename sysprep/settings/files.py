@@ -196,10 +196,14 @@ class FileSetting:
         }
 
     def document(self, change: Change) -> dict[str, Any] | None:
-        """A file apply writes: {"path", "action"} (create or replace)."""
+        """A file apply writes: {"path", "action"} (create or replace), and its "lines".
+
+        Each setting's line it adds or changes: {"before": the old line or null, "after"}.
+        """
         if not change.changes:
             return None
-        return {"path": self.path, "action": change.action.value}
+        lines = [{"before": old, "after": new} for old, new in self.lines_changed(change)]
+        return {"path": self.path, "action": change.action.value, "lines": lines}
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any], host: Host) -> Change:  # noqa: ARG003
