@@ -153,9 +153,10 @@ def test_apply_unit_sets_its_drop_in_and_revert_takes_it_back(
     )
     assert applied.returncode == 0, applied.stderr
     document = json.loads(applied.stdout)
-    assert document["files"] == [
-        {"path": "/etc/systemd/system/sp-tuned.service.d/90-sysprep.conf", "action": "create"}
-    ]
+    (drop_in,) = document["files"]
+    assert drop_in["path"] == "/etc/systemd/system/sp-tuned.service.d/90-sysprep.conf"
+    assert drop_in["action"] == "create"
+    assert {"before": None, "after": "TasksMax=20480"} in drop_in["lines"]
     tuned, exists = _state(systemd, "sp-tuned.service")
     assert exists
     assert (tuned["TasksMax"], tuned["LimitNOFILESoft"]) == ("20480", "16384")
