@@ -94,12 +94,12 @@ def check(
     if target.threads and inspection.child_pid_namespace:
         from sysprep.limits.sysctl import ParentPidMax
 
-        limits = (*limits, ParentPidMax())
+        limits = _after(limits, "kernel.pid_max", ParentPidMax())
     runtime = inspection.shape.runtime
     if target.threads and runtime.name == "go":
         from sysprep.limits.runtime import GoMaxThreads
 
-        limits = (*limits, GoMaxThreads())
+        limits = _after(limits, "vm.max_map_count", GoMaxThreads())
     readings = tuple(_read(limit, inspection) for limit in limits)
     capacity, binding = assess([r for r in readings if r.unit == "threads"])
     connections, connections_binding = assess([r for r in readings if r.unit == "connections"])
@@ -126,6 +126,13 @@ def check(
         runtime,
         _own_threads(inspection) if target.threads else 0,
     )
+
+
+def _after(limits: Sequence[Limit], name: str, limit: Limit) -> tuple[Limit, ...]:
+    """*limits* with *limit* after the one named *name* (the README's order), else last."""
+    names = [each.name for each in limits]
+    at = names.index(name) + 1 if name in names else len(limits)
+    return (*limits[:at], limit, *limits[at:])
 
 
 def _own_threads(inspection: Inspection) -> int:

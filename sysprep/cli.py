@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect as inspect_module
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
@@ -17,6 +19,9 @@ from sysprep.errors import ExitCode
 from sysprep.errors import SysprepError
 from sysprep.host import Host
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DEFAULT_STATE_DIR = Path("/var/lib/sysprep")
 app = typer.Typer(
     name="sysprep",
@@ -24,17 +29,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: brackets ([default: …], [unit]) are text, not markup
+    context_settings={"max_content_width": 100},  # help fills a wide terminal up to 100
 )
 
-app.command()(inspect.check)
-app.command()(inspect.probe)
-app.command("apply")(tune.apply_command)
-app.command()(tune.revert)
-app.command()(tune.snapshots)
-app.command()(inspect.explain)
-app.command()(inspect.watch)
-app.command()(tune.agent)
-app.command()(inspect.fleet)
+
+def _command(function: Callable[..., int], name: str | None = None) -> None:
+    """Register *function* as a command, its docstring as its help.
+
+    The docstring's "Example:" paragraph is the epilog: every --help ends with its example.
+    """
+    paragraphs = (inspect_module.getdoc(function) or "").split("\n\n")
+    examples = [p for p in paragraphs if p.startswith("Example")]
+    text = "\n\n".join(p for p in paragraphs if not p.startswith("Example"))
+    app.command(name, help=text, epilog="\n\n".join(examples) or None)(function)
+
+
+for _function, _name in (
+    (inspect.check, None), (inspect.probe, None), (tune.apply_command, "apply"),
+    (tune.revert, None), (tune.snapshots, None), (inspect.explain, None),
+    (inspect.watch, None), (tune.agent, None), (inspect.fleet, None),
+):  # fmt: skip
+    _command(_function, _name)
 
 
 def _version(value: bool) -> None:
@@ -96,6 +112,17 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+def _usage_error(error: typer.TyperException) -> int:
+    """A usage error, said in one line; a bare `sysprep` is its help, and no error."""
+    from sysprep import usage
+
+    if usage.is_help_for_no_arguments(error):
+        print(str(error.format_message()))
+        return ExitCode.OK
+    print(f"sysprep: error: {usage.message(error)}", file=sys.stderr)
+    return ExitCode.BAD_INPUT
+
+
 def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="sysprep", standalone_mode=False)
@@ -104,8 +131,7 @@ def _run(argv: list[str] | None) -> int:
         print(f"sysprep: error: {message}", file=sys.stderr)
         return error.exit_code
     except typer.TyperException as error:  # usage errors: unknown option, not an integer
-        print(f"sysprep: error: {error.format_message()} (see sysprep --help)", file=sys.stderr)
-        return ExitCode.BAD_INPUT
+        return _usage_error(error)
     except SystemExit as done:  # typer's completion callbacks call sys.exit themselves
         return done.code if isinstance(done.code, int) else ExitCode.OK
     except (KeyboardInterrupt, typer.Abort):

@@ -71,8 +71,12 @@ def run_check(
         loaded = load(profile, host)
     if runtime is not None and runtime not in RUNTIMES:
         raise BadInputError(f"invalid --runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-    if sources is not None and (sources <= 0 or connections is None):
-        raise BadInputError(f"invalid --sources {sources}: give it with --connections, at least 1")
+    if sources is not None and sources <= 0:
+        raise BadInputError(f"invalid --sources {sources}: at least 1 source address")
+    if sources is not None and connections is None:
+        raise BadInputError(
+            "--sources says where --connections are made from: give --connections N too"
+        )
     service = None
     if unit is not None:
         if pid is not None:

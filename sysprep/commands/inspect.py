@@ -54,29 +54,38 @@ def check(
     pid: Annotated[
         int | None,
         typer.Option(
-            metavar="PID", help="Judge this running process: its rlimits, cgroup and mappings."
+            metavar="PID",
+            help="Judge this running process: its rlimits, cgroup and mappings. [default: a"
+            " process this shell starts]",
         ),
     ] = None,
     unit: Annotated[
         str | None,
         typer.Option(
-            metavar="NAME", help="Judge this systemd service as it will run (running or not)."
+            metavar="NAME",
+            help="Judge this systemd service as it will run (running or not). [default: none]",
         ),
     ] = None,
     profile: Annotated[
         str | None,
         typer.Option(
-            metavar="PROFILE", help="Also show compliance with PROFILE and capacity after it."
+            metavar="PROFILE",
+            help="Also show compliance with PROFILE and capacity after it. [default: none]",
         ),
     ] = None,
     connections: Annotated[
         str | None,
-        typer.Option(metavar="N", help="Also judge N concurrent TCP connections."),
+        typer.Option(
+            metavar="N",
+            help="Also judge N concurrent TCP connections. [default: none: threads only]",
+        ),
     ] = None,
     sources: Annotated[
         int | None,
         typer.Option(
-            metavar="K", help="The connections are made from K source addresses (a client)."
+            metavar="K",
+            help="The connections are made from K source addresses (a client). [default: none: a"
+            " server's inbound connections]",
         ),
     ] = None,
     calibrate: Annotated[
@@ -89,7 +98,8 @@ def check(
         str | None,
         typer.Option(
             metavar="FILE",
-            help="Also write the figures for node_exporter's textfile collector (atomically).",
+            help="Also write the figures for node_exporter's textfile collector (atomically)."
+            " [default: none]",
         ),
     ] = None,
     npd: Annotated[
@@ -105,14 +115,15 @@ def check(
         typer.Option(
             metavar="FILE",
             help="Also write Node Feature Discovery's feature file (sysprep-ready=..., node"
-            " labels).",
+            " labels). [default: none]",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Tell whether this host can run N threads at once, which limit stops it, and the fix.
 
-    Read-only; needs no root. Exit status: 0 ready, 1 not ready, 2 bad input.
+    Read-only; needs no root. Exit status: 0 ready, 1 not ready, 2 bad input, 3 --pid of a
+    process this user may not read.
 
     Example: sysprep check --threads 100000 --stack 256K
     """
@@ -184,7 +195,11 @@ def probe(
         ),
     ] = None,
     stack: Annotated[
-        str | None, typer.Option(metavar="SIZE", help="Thread stack size (threads probe).")
+        str | None,
+        typer.Option(
+            metavar="SIZE",
+            help="Thread stack size (threads probe). [default: glibc's, from ulimit -s]",
+        ),
     ] = None,
     mode: Annotated[
         str, typer.Option(metavar="MODE", help="hold: all alive at once; seed: 1 s each.")
@@ -200,15 +215,18 @@ def probe(
     unit: Annotated[
         str | None,
         typer.Option(
-            metavar="NAME", help="Run it as a transient service with this unit's properties."
+            metavar="NAME",
+            help="Run it as a transient service with this unit's properties. [default: none: a"
+            " child of sysprep]",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Prove it: hold N threads, mappings or TCP connections at once; name what stopped them.
 
-    Runs probes/NAME.py in a child process (connections: in a private network namespace,
-    as root). Ctrl-C stops it and releases everything it holds.
+    Runs the probe, a standalone program shipped with sysprep, in a child process
+    (connections: in a private network namespace, as root). Ctrl-C stops it and releases
+    everything it holds.
     Exit status: 0 the target was held, 1 a limit or the memory guard stopped it.
 
     Example: sysprep probe threads --count 30000 --stack 64K
@@ -253,10 +271,15 @@ def probe(
 def explain(
     ctx: typer.Context,
     pid: Annotated[
-        int | None, typer.Option(metavar="PID", help="The process that could not start a thread.")
+        int | None,
+        typer.Option(
+            metavar="PID",
+            help="The process that could not start a thread. [default: none: the host's]",
+        ),
     ] = None,
     unit: Annotated[
-        str | None, typer.Option(metavar="NAME", help="The systemd service that failed.")
+        str | None,
+        typer.Option(metavar="NAME", help="The systemd service that failed. [default: none]"),
     ] = None,
     as_json: JsonOption = False,
 ) -> int:
@@ -284,9 +307,15 @@ def explain(
 
 def watch(
     ctx: typer.Context,
-    pid: Annotated[int | None, typer.Option(metavar="PID", help="The process to watch.")] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PID", help="The process to watch. [default: none: give it or --unit]"
+        ),
+    ] = None,
     unit: Annotated[
-        str | None, typer.Option(metavar="NAME", help="The systemd service to watch.")
+        str | None,
+        typer.Option(metavar="NAME", help="The systemd service to watch. [default: none]"),
     ] = None,
     interval: Annotated[
         float, typer.Option(metavar="S", min=0.1, help="Seconds between two refreshes.")
@@ -298,7 +327,8 @@ def watch(
     prometheus: Annotated[
         str | None,
         typer.Option(
-            metavar="FILE", help="Also write each refresh for node_exporter (atomically)."
+            metavar="FILE",
+            help="Also write each refresh for node_exporter (atomically). [default: none]",
         ),
     ] = None,
     as_json: JsonOption = False,

@@ -27,14 +27,19 @@ def apply_command(
         bool, typer.Option("--persist", help="Also write sysctl.d, limits.d, systemd drop-ins.")
     ] = False,
     pid: Annotated[
-        int | None, typer.Option(metavar="PID", help="Raise this running process's rlimits.")
+        int | None,
+        typer.Option(metavar="PID", help="Raise this running process's rlimits. [default: none]"),
     ] = None,
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Skip the profile's validating probes.")
     ] = False,
     unit: Annotated[
         str | None,
-        typer.Option(metavar="NAME", help="Put the profile's [unit] values in NAME's drop-in."),
+        typer.Option(
+            metavar="NAME",
+            help="Put the profile's [unit] values in NAME's drop-in. [default: none: [unit] is"
+            " left]",
+        ),
     ] = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Restart the --unit service after applying.")
@@ -142,7 +147,10 @@ def agent(
     ] = "5m",
     profile: Annotated[
         str | None,
-        typer.Option(metavar="PROFILE", help="Judge compliance with PROFILE (and its target)."),
+        typer.Option(
+            metavar="PROFILE",
+            help="Judge compliance with PROFILE (and its target). [default: none]",
+        ),
     ] = None,
     do_apply: Annotated[
         bool,
@@ -163,18 +171,27 @@ def agent(
             show_default=False,
         ),
     ] = None,
-    stack: Annotated[str | None, typer.Option(metavar="SIZE", help="Thread stack size.")] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(metavar="SIZE", help="Thread stack size. [default: the runtime's]"),
+    ] = None,
     npd: Annotated[
         str | None,
-        typer.Option(metavar="FILE", help="Write the node-problem-detector plugin's verdict."),
+        typer.Option(
+            metavar="FILE",
+            help="Write the node-problem-detector plugin's verdict. [default: none]",
+        ),
     ] = None,
     nfd: Annotated[
         str | None,
-        typer.Option(metavar="FILE", help="Write Node Feature Discovery's feature file."),
+        typer.Option(
+            metavar="FILE",
+            help="Write Node Feature Discovery's feature file. [default: none]",
+        ),
     ] = None,
     prometheus: Annotated[
         str | None,
-        typer.Option(metavar="FILE", help="Write node_exporter's textfile."),
+        typer.Option(metavar="FILE", help="Write node_exporter's textfile. [default: none]"),
     ] = None,
 ) -> int:
     """Run as a node agent: check every --interval, rewrite the reports, log one line each.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import Any
@@ -151,6 +152,14 @@ class Inspection:
             return False  # its capabilities are its namespace's, not the kernel's
         caps = int(self.status["CapEff"], 16)
         return bool(caps & (1 << CAP_SYS_RESOURCE | 1 << CAP_SYS_ADMIN))
+
+    @cached_property
+    def may_raise_hard(self) -> bool:
+        """True when this reader may raise a hard rlimit: CAP_SYS_RESOURCE, effective."""
+        try:
+            return bool(int(self.host.status("self")["CapEff"], 16) & (1 << CAP_SYS_RESOURCE))
+        except (OSError, KeyError, ValueError):
+            return os.geteuid() == 0
 
     @cached_property
     def child_pid_namespace(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from sysprep.facts import PTHREAD_STACK_MIN
 from sysprep.limits.base import Reading
 from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
@@ -91,7 +92,7 @@ class MemAvailable:
             allows=(available - floor) // cost,
             room=available - floor,
             needed=needed,
-            fix=_memory_fix(self.name, needed, available, floor, cost),
+            fix=_memory_fix(self.name, needed, meminfo, floor, cost),
             note=f"{format_size(cost)} per thread; {format_size(floor)} kept free",
         )
 
@@ -228,6 +229,21 @@ class AddressSpace:
             persist=None,
             takes_effect="when the program starts",
         )
+        smallest = PTHREAD_STACK_MIN + inspection.shape.page_size  # least stack and guard
+        if fits < smallest:
+            most = max(size - in_use, 0) // smallest
+            fix = Fix(
+                setting="threads",
+                value=None,
+                now=(
+                    f"none: {inspection.target.threads:,} threads of even the smallest stack"
+                    f" ({format_size(PTHREAD_STACK_MIN)}) do not fit in"
+                    f" {format_size(size)} of address space; lower the target to"
+                    f" {most:,} or fewer"
+                ),
+                persist=None,
+                takes_effect="never: the address space is the architecture's",
+            )
         return measured(
             self.name,
             inspection.target,
@@ -253,14 +269,33 @@ def _user_address_space(inspection: Inspection) -> int:
     return 1 << (top - 1).bit_length()
 
 
-def _memory_fix(name: str, needed: int, available: int, floor: int, cost: int) -> Fix:
+def _memory_fix(name: str, needed: int, meminfo: dict[str, int], floor: int, cost: int) -> Fix:
+    """Free what others use, where the host has enough; else say how much RAM it lacks."""
+    available, total = meminfo["MemAvailable"], meminfo["MemTotal"]
+    now_fits = max(available - floor, 0) // cost
+    if needed <= total:
+        return Fix(
+            setting=name,
+            value=needed,
+            now=(
+                f"free {format_size(needed - available)} of memory (other programs hold it),"
+                f" or lower the target to {now_fits:,} threads"
+            ),
+            persist="run fewer programs beside it, or add RAM",
+            takes_effect="once the memory is free",
+        )
+    most = max(total - floor, 0) // cost
     return Fix(
         setting=name,
         value=needed,
         now=(
-            f"free {format_size(needed - available)} of memory, or lower the target to"
-            f" {max(available - floor, 0) // cost:,} threads"
+            f"the target needs {format_size(needed)} of memory,"
+            f" {format_size(needed - total)} more than this host has ({format_size(total)}):"
+            f" lower it to {now_fits:,} threads ({most:,} with nothing else running)"
         ),
-        persist="add RAM: a smaller stack does not help, this memory is the kernel's",
-        takes_effect="now",
+        persist=(
+            f"add {format_size(needed - total)} of RAM: a smaller stack does not help, this"
+            " memory is the kernel's"
+        ),
+        takes_effect="when the RAM is in",
     )

@@ -11,9 +11,9 @@ from sysprep.limits.base import measured
 from sysprep.limits.base import unbounded
 from sysprep.limits.memory import memory_floor
 from sysprep.limits.memory import thread_cost
+from sysprep.limits.rlimit import rlimit_fix
 from sysprep.limits.sysctl import sysctl_minus_in_use
 from sysprep.settings import Fix
-from sysprep.settings.rlimit import RlimitSetting
 from sysprep.settings.sysctl import SysctlSetting
 from sysprep.units import KIB
 from sysprep.units import format_size
@@ -61,7 +61,7 @@ class Nofile:
             in_use=in_use,
             allows=None if soft is None else soft - in_use,
             needed=needed,
-            fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
+            fix=rlimit_fix(self.name, inspection, needed),
             note=note,
             unit=self.unit,
         )

@@ -12,6 +12,7 @@ from sysprep.units import format_size
 
 if TYPE_CHECKING:
     from sysprep.limits.inspection import Inspection
+    from sysprep.settings import Fix
 
 _SHARED_UID = (
     "; in a container: the same uid's tasks in every other container count too, host-wide,"
@@ -52,7 +53,7 @@ class Nproc:
             in_use=in_use,
             allows=soft - in_use,
             needed=needed,
-            fix=RlimitSetting(self.name, inspection.target.pid).fix(needed),
+            fix=rlimit_fix(self.name, inspection, needed),
             note=_nproc_note(inspection, uid, soft),
         )
 
@@ -106,6 +107,17 @@ class Data:
         return _vm_limit(self.name, inspection, "VmData", inspection.shape.committed_per_thread)
 
 
+def rlimit_fix(name: str, inspection: Inspection, needed: int) -> Fix:
+    """The fix of rlimit *name* to *needed*, as this user can make it.
+
+    Past the hard limit, only root with CAP_SYS_RESOURCE can.
+    """
+    hard = inspection.rlimits[name][1]
+    return RlimitSetting(name, inspection.target.pid).fix(
+        needed, hard=hard, may_raise_hard=inspection.may_raise_hard
+    )
+
+
 def _vm_limit(name: str, inspection: Inspection, field: str, per_thread: int) -> Reading:
     soft = inspection.rlimits[name][0]
     in_use = inspection.vm_bytes(field)
@@ -119,6 +131,6 @@ def _vm_limit(name: str, inspection: Inspection, field: str, per_thread: int) ->
         in_use=in_use,
         allows=(soft - in_use) // per_thread,
         needed=needed,
-        fix=RlimitSetting(name, inspection.target.pid).fix(needed),
+        fix=rlimit_fix(name, inspection, needed),
         note=f"{field} + {format_size(per_thread)} per thread",
     )

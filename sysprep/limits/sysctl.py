@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from sysprep.facts import PID_MAX_LIMIT
 from sysprep.facts import RESERVED_PIDS
-from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.limits.base import Reading
 from sysprep.limits.base import Status
 from sysprep.limits.base import measured
@@ -20,16 +19,16 @@ if TYPE_CHECKING:
 
 
 def sysctl_minus_in_use(
-    name: str, inspection: Inspection, in_use: int, *, unit: str = "threads", cap: int = 0
+    name: str, inspection: Inspection, in_use: int, *, unit: str = "threads"
 ) -> Reading:
     """A sysctl bounding a count that is partly used already: headroom is the rest.
 
-    The fix raises it to what is in use plus the target (at most *cap*, where the kernel
-    stops).
+    The fix raises it to what is in use plus the target, as far as the kernel's maximum.
     """
     limit = inspection.host.sysctl_int(name)
     wanted = inspection.target.threads if unit == "threads" else inspection.target.connections
     needed = in_use + (wanted or 0)
+    setting = SysctlSetting(name)
     return measured(
         name,
         inspection.target,
@@ -37,8 +36,11 @@ def sysctl_minus_in_use(
         in_use=in_use,
         allows=limit - in_use,
         needed=needed,
-        fix=SysctlSetting(name).fix(
-            min(needed, cap) if cap else needed, where=inspection.sysctl_where(name)
+        fix=setting.fix_within(
+            needed,
+            current=limit,
+            reach=setting.bounds[1] - in_use,
+            where=inspection.sysctl_where(name),
         ),
         unit=unit,
     )
@@ -54,7 +56,7 @@ class ThreadsMax:
     def read(self, inspection: Inspection) -> Reading:
         """Headroom is threads-max minus every task on the host (/proc/loadavg)."""
         in_use = inspection.host.tasks_total() + inspection.shape.runtime_threads
-        return sysctl_minus_in_use(self.name, inspection, in_use, cap=THREADS_MAX_LIMIT)
+        return sysctl_minus_in_use(self.name, inspection, in_use)
 
 
 class PidMax:
@@ -76,17 +78,13 @@ class PidMax:
             return _in_namespace(self.name, inspection)
         limit = inspection.host.sysctl_int(self.name)
         host = inspection.host
-        held_anywhere = (
-            host.tasks_total()
-            - host.pids_taken(1, RESERVED_PIDS)
-            + inspection.shape.runtime_threads
-        )
+        early = host.pids_taken(1, RESERVED_PIDS)
+        held_anywhere = host.tasks_total() - early + inspection.shape.runtime_threads
         above = host.threads_of_processes_from(limit) if limit < PID_MAX_LIMIT else 0
         in_use = held_anywhere - above
+        note = _in_use_note(early, above)
         needed = RESERVED_PIDS + held_anywhere + inspection.target.threads
-        note = ""
-        if needed > PID_MAX_LIMIT:
-            note = f"the kernel allows at most {PID_MAX_LIMIT:,} pids on 64-bit"
+        reach = PID_MAX_LIMIT - RESERVED_PIDS - held_anywhere
         reading = measured(
             self.name,
             inspection.target,
@@ -95,12 +93,24 @@ class PidMax:
             allows=limit - RESERVED_PIDS - in_use,
             room=limit - RESERVED_PIDS - in_use,  # the pids below 300 are never handed out
             needed=needed,
-            fix=SysctlSetting(self.name).fix(
-                min(needed, PID_MAX_LIMIT), where=inspection.sysctl_where(self.name)
+            fix=SysctlSetting(self.name).fix_within(
+                needed, current=limit, reach=reach, where=inspection.sysctl_where(self.name)
             ),
             note=note,
         )
         return _tightest_level(reading, inspection) if inspection.pid_levels else reading
+
+
+def _in_use_note(early: int, above: int) -> str:
+    """Why pid_max's "in use" is below threads-max's: tasks whose pids it never hands out."""
+    parts = []
+    if early:
+        parts.append(f"{early:,} tasks hold pids below {RESERVED_PIDS} (kernel threads)")
+    if above:
+        parts.append(f"{above:,} threads hold pids at or above it")
+    if not parts:
+        return ""
+    return f"in use counts pids in [{RESERVED_PIDS}, pid_max): {'; '.join(parts)}"
 
 
 def _level_allows(level: Level, threads: int) -> tuple[int, int]:
@@ -235,6 +245,11 @@ class MaxMapCount:
             in_use=in_use,
             allows=(limit - in_use) // per_thread if per_thread else None,
             needed=needed,
-            fix=SysctlSetting(self.name).fix(needed, where=inspection.sysctl_where(self.name)),
+            fix=SysctlSetting(self.name).fix_within(
+                needed,
+                current=limit,
+                reach=(SysctlSetting(self.name).bounds[1] - in_use) // max(per_thread, 1),
+                where=inspection.sysctl_where(self.name),
+            ),
             note=note,
         )

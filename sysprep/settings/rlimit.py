@@ -172,24 +172,38 @@ class RlimitSetting(WholeValue):
             return "unlimited"
         return str(-(-value // 1024)) if self.rlimit.in_bytes else str(value)
 
-    def fix(self, value: int) -> Fix:
-        """The prlimit for a running pid, ulimit for a new one; limits.d and systemd to persist."""
+    def fix(self, value: int, *, hard: int | None = None, may_raise_hard: bool = True) -> Fix:
+        """The prlimit for a running pid, ulimit for a new one; limits.d and systemd to persist.
+
+        Past the hard limit *hard* (None: unlimited), where this user may not raise it
+        (*may_raise_hard*: CAP_SYS_RESOURCE), the command is one that can: as root, or the
+        drop-ins, and the most this shell can reach is named.
+        """
         spelling = self.rlimit
         shown = self._conf_value(value)
+        persist = (
+            f"add '* - {spelling.limits_conf} {shown}' to {LIMITS_FILE.path};"
+            f" for a systemd service: {spelling.systemd}={value} in a drop-in"
+        )
         if self.pid is not None:
             now = f"prlimit --pid {self.pid} {spelling.prlimit}={value}"
             when = f"now for pid {self.pid}"
         else:
             now = f"ulimit {spelling.ulimit} {shown} (in the shell that starts the program)"
             when = "now for programs started from that shell"
+        if hard is not None and value > hard and not may_raise_hard:
+            reach = f"ulimit {spelling.ulimit} {hard}" if self.pid is None else "as it is"
+            now = (
+                f"past the hard limit {hard:,}, which only root with CAP_SYS_RESOURCE raises:"
+                f" as such, {now}; without, the most is {hard:,} ({reach})"
+            )
+            when = "when run as root; limits.d at next login; systemd at service restart"
+            return Fix(self.name, value, now, persist, when)
         return Fix(
             setting=self.name,
             value=value,
             now=now,
-            persist=(
-                f"add '* - {spelling.limits_conf} {shown}' to {LIMITS_FILE.path};"
-                f" for a systemd service: {spelling.systemd}={value} in a drop-in"
-            ),
+            persist=persist,
             takes_effect=f"{when}; limits.d at next login; systemd at service restart",
         )
 

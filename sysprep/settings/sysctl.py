@@ -136,6 +136,32 @@ class SysctlSetting(WholeValue):
             takes_effect="now; the drop-in at every boot",
         )
 
+    def fix_within(self, needed: int, *, current: int, reach: int, where: str = "here") -> Fix:
+        """The fix for *needed*, as far as the kernel's maximum goes.
+
+        *reach*: the threads (or connections) the sysctl would allow at that maximum. Past
+        it, the fix says so and names the most the target can be; a sysctl already at the
+        maximum gets no command at all, since it would change nothing.
+        """
+        highest = self.bounds[1]
+        if needed <= highest:
+            return self.fix(needed, where=where)
+        short = (
+            f"{needed:,} is past the kernel's maximum of {highest:,}: lower the target to"
+            f" {max(reach, 0):,} or fewer"
+        )
+        if current >= highest:
+            return Fix(
+                setting=self.name,
+                value=None,
+                now=f"none: {self.name} is at the kernel's maximum already; {short}",
+                persist=None,
+                takes_effect="never: no value is higher",
+                where=where,
+            )
+        raised = self.fix(highest, where=where)
+        return raised._replace(now=f"{raised.now} (the maximum); still, {short}")
+
     @classmethod
     def want(cls, where: str, name: str, value: object, host: Host) -> Want:
         """A profile's `[sysctl]` entry; BadInputError names the file and the key.

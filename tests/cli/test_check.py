@@ -91,10 +91,13 @@ def test_pid_judges_that_process(fake: FakeHost, capsys: pytest.CaptureFixture[s
         (["--stack", "4K"], "PTHREAD_STACK_MIN"),
         (["--pid", "0"], "invalid pid 0"),
         (["--pid", "-3"], "invalid pid -3"),
-        (["--pid", "abc"], "'--pid'"),
+        (["--pid", "abc"], "invalid --pid 'abc': a whole number (see sysprep check --help)"),
         (["--pid", "999999"], "no process with pid 999999"),
         (["--calibrate"], "--calibrate starts real threads"),
-        (["--frobnicate"], "--frobnicate"),
+        (["--frobnicate"], "sysprep check has no option --frobnicate"),
+        (["-q"], "-q is an option of sysprep itself: give it before the command (sysprep -q"),
+        (["--sources", "2"], "--sources says where --connections are made from"),
+        (["--sources", "0", "--connections", "5"], "invalid --sources 0: at least 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

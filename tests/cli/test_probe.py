@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         (["probe", "threads", "--stack", "1Q"], "invalid size '1Q'"),
         (["probe", "threads", "--mode", "sleepy"], "invalid mode 'sleepy'"),
         (["probe", "maps", "--mode", "seed"], "invalid mode 'seed'"),
-        (["probe"], "Missing argument"),
+        (["probe"], "sysprep probe needs NAME (see sysprep probe --help)"),
     ],
 )
 def test_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -85,12 +85,38 @@ class TestPidMax:
         assert PidMax().read(inspect(fake)).in_use == 3 + 50
 
     def test_fix_caps_at_the_64_bit_limit(self, fake: FakeHost) -> None:
-        """pid_max cannot pass 4194304; the fix says so instead of asking for more."""
+        """pid_max cannot pass 4194304: the fix raises it that far, and says the target is
+        past it, and how far to lower it."""
         fake.set_sysctl("kernel.pid_max", 32768)
         reading = PidMax().read(inspect(fake, Target(threads=5_000_000)))
         assert reading.fix is not None
         assert reading.fix.value == 4194304
-        assert "at most 4,194,304" in reading.note
+        assert reading.fix.now == (
+            "sysctl -w kernel.pid_max=4194304 (the maximum); still, 5,000,303 is past the"
+            " kernel's maximum of 4,194,304: lower the target to 4,194,001 or fewer"
+        )
+
+    def test_at_the_maximum_no_fix_that_changes_nothing(self, fake: FakeHost) -> None:
+        """Regression (issue "first hour"): with pid_max already 4194304, check printed
+        `sysctl -w kernel.pid_max=4194304`, which changes nothing. Now: no command, the
+        maximum named, and the most the target can be."""
+        fake.set_sysctl("kernel.pid_max", 4194304)
+        reading = PidMax().read(inspect(fake, Target(threads=5_000_000)))
+        assert reading.fix is not None
+        assert reading.fix.value is None
+        assert reading.fix.now == (
+            "none: kernel.pid_max is at the kernel's maximum already; 5,000,303 is past the"
+            " kernel's maximum of 4,194,304: lower the target to 4,194,001 or fewer"
+        )
+        assert "sysctl -w" not in reading.fix.now
+
+    def test_the_note_says_why_in_use_is_below_threads_max(self, fake: FakeHost) -> None:
+        """Tasks with pids below 300 (kernel threads) count for threads-max, not here."""
+        fake.set_sysctl("kernel.pid_max", 32768)
+        reading = PidMax().read(inspect(fake))
+        assert reading.note == (
+            "in use counts pids in [300, pid_max): 3 tasks hold pids below 300 (kernel threads)"
+        )
 
 
 class TestMaxMapCount:
@@ -128,7 +154,7 @@ class TestNproc:
     def test_counts_threads_of_the_real_uid_host_wide(self, fake: FakeHost) -> None:
         """A non-root caller: every task of its uid, threads included, counts."""
         fake.add_process(6000, uid=1000, threads=30).add_process(6100, uid=1001, threads=9)
-        fake.set_limits(RLIMIT_NPROC=(4096, 4096))
+        fake.set_limits(RLIMIT_NPROC=(4096, None))  # a hard limit this user may raise to
         reading = Nproc().read(inspect(fake))
         assert reading.in_use == 1 + 30  # sysprep itself and the 30 threads of pid 6000
         assert reading.allows == 4096 - 31
@@ -151,10 +177,24 @@ class TestNproc:
 
     def test_fix_for_a_pid_uses_prlimit(self, fake: FakeHost) -> None:
         """A running process is fixed with prlimit on its pid."""
-        fake.add_process(7000, uid=1000).set_limits(7000, RLIMIT_NPROC=(100, 100))
+        fake.add_process(7000, uid=1000).set_limits(7000, RLIMIT_NPROC=(100, None))
         reading = Nproc().read(inspect(fake, Target(threads=1000, pid=7000)))
         assert reading.fix is not None
         assert reading.fix.now == f"prlimit --pid 7000 --nproc={reading.needed}"
+
+    def test_past_the_hard_limit_a_user_is_told_it_takes_root(self, fake: FakeHost) -> None:
+        """Regression (issue "first hour"): a normal user with hard nproc 4,096 was told
+        `ulimit -u 1000031 ... takes effect: now`, which that shell cannot do. The fix names
+        the hard limit, who may raise it, the most this shell reaches, and the drop-ins."""
+        fake.set_limits(RLIMIT_NPROC=(4096, 4096))
+        reading = Nproc().read(inspect(fake))
+        assert reading.fix is not None
+        assert reading.fix.now == (
+            "past the hard limit 4,096, which only root with CAP_SYS_RESOURCE raises: as such,"
+            f" ulimit -u {reading.needed} (in the shell that starts the program); without, the"
+            " most is 4,096 (ulimit -u 4096)"
+        )
+        assert reading.fix.takes_effect.startswith("when run as root; limits.d at next login")
 
 
 class TestPidsCgroup:
@@ -596,3 +636,46 @@ class TestCgroupsInContainers:
         reading = next(r for r in result.readings if r.name == "pids.max")
         assert reading.status is Status.UNKNOWN
         assert "pids cgroup /system.slice/other.service is not under any mount" in reading.note
+
+
+class TestImpossibleTargets:
+    """Regressions (issue "first hour"): a target past what any setting can give is said
+    plainly, with the most it can be; never a fix that makes no sense."""
+
+    HUGE = Target(threads=99_999_999_999_999)
+
+    def test_max_map_count_past_the_kernels_maximum(self, fake: FakeHost) -> None:
+        """Was `vm.max_map_count=200000000000022`: past INT_MAX, which the kernel refuses."""
+        reading = MaxMapCount().read(inspect(fake, self.HUGE))
+        assert reading.fix is not None
+        assert reading.fix.value == 2**31 - 1
+        assert "is past the kernel's maximum of 2,147,483,647: lower the target to" in (
+            reading.fix.now
+        )
+
+    def test_more_memory_than_the_host_has(self, fake: FakeHost) -> None:
+        """Was "free 3288732.8 TiB of memory ... takes effect: now": the host has 24 GiB."""
+        reading = MemAvailable().read(inspect(fake, Target(threads=10_000_000)))
+        assert reading.fix is not None
+        assert reading.fix.now.startswith("the target needs ")
+        assert " more than this host has (" in reading.fix.now
+        assert reading.fix.persist is not None
+        assert reading.fix.persist.startswith("add ")
+        assert reading.fix.takes_effect == "when the RAM is in"
+
+    def test_memory_others_hold_is_freed(self, fake: FakeHost) -> None:
+        """A target the RAM holds, but not beside what runs now: free it, or fewer threads."""
+        fake.set_meminfo(MemTotal=64 * GIB // 1024, MemAvailable=8 * GIB // 1024)
+        reading = MemAvailable().read(inspect(fake, Target(threads=1_000_000)))
+        assert reading.fix is not None
+        assert reading.fix.now.startswith("free ")
+        assert reading.fix.takes_effect == "once the memory is free"
+
+    def test_no_stack_fits_the_address_space(self, fake: FakeHost) -> None:
+        """Was "use a thread stack of at most 1 B": no stack is that small."""
+        reading = AddressSpace().read(inspect(fake, self.HUGE))
+        assert reading.fix is not None
+        assert reading.fix.value is None
+        assert reading.fix.now.startswith(
+            "none: 99,999,999,999,999 threads of even the smallest stack (16 KiB) do not fit"
+        )
