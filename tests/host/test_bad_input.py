@@ -143,7 +143,11 @@ def test_extends_cycle(tree: Tree, capsys: pytest.CaptureFixture[str], tmp_path:
             ExitCode.BAD_INPUT,
             "no process with pid 999999",
         ),
-        (["apply", "elasticsearch", "--pid", "x"], ExitCode.BAD_INPUT, "invalid --pid 'x': a whole number"),
+        (
+            ["apply", "elasticsearch", "--pid", "x"],
+            ExitCode.BAD_INPUT,
+            "invalid --pid 'x': a whole number",
+        ),
         (["apply"], ExitCode.BAD_INPUT, "sysprep apply needs PROFILE"),
         (["revert", "no-such-snapshot"], ExitCode.BAD_INPUT, "no snapshot 'no-such-snapshot'"),
         (["revert"], ExitCode.BAD_INPUT, "nothing to revert"),
