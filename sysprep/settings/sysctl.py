@@ -217,9 +217,8 @@ class SysctlSetting(WholeValue):
         changes = tuple(_planned(want, situation) for want in wants)
         if not situation.persist:
             return Part(changes)
-        persisted, warnings = _boot_values(changes, situation.host)
-        raised = {c.setting.key for c in changes if c.changes}
-        warnings += later_overrides(situation.host, raised)
+        persisted, warnings = _boot_values(wants, changes, situation.host)
+        warnings += later_overrides(situation.host, {c.setting.key for c in persisted})
         return Part(changes, tuple(persisted), tuple(warnings))
 
     @classmethod
@@ -287,25 +286,35 @@ def _planned(want: Want, situation: Situation) -> Change:
     return setting.change(before, wanted, exact=want.exact, minimum=minimum)
 
 
-def _boot_values(changes: tuple[Change, ...], host: Host) -> tuple[list[Change], list[str]]:
-    """What the sysctl.d drop-in says: each raised value, or what a file before it sets.
+def _boot_values(
+    wants: tuple[Want, ...], changes: tuple[Change, ...], host: Host
+) -> tuple[list[Change], list[str]]:
+    """What the sysctl.d drop-in says: the value after apply, or what a file before it sets.
 
-    Where a file applied earlier at boot sets more (50-pid-max.conf's 4194304), the drop-in
-    says that: sorting after it, it must never lower it.
+    A value the host holds already is persisted as it is (raised by hand, or by an apply
+    without --persist: it is lost at boot otherwise; or a kernel default scaled to this
+    host, which the drop-in must not lower), except where a file applied earlier at boot
+    sets enough. Where such a file sets more (50-pid-max.conf's 4194304), the drop-in says
+    that: sorting after it, it must never lower it.
     """
     persisted: list[Change] = []
     warnings = []
-    for change in (c for c in changes if c.changes):
+    for want, change in zip(wants, changes, strict=True):
+        if want.exact or not isinstance(change.wanted, int):  # a mode or a tuple: as asked
+            persisted.append(change._replace(after=str(change.wanted), action=Action.SET))
+            continue
         value = change.after
-        if change.action is Action.RAISE:
-            for path, earlier in earlier_values(host, change.setting.key):
-                if earlier > int(value):
-                    value = str(earlier)
-                    warnings.append(
-                        f"{shown(host, path)} sets {change.setting.key} = {earlier} at boot,"
-                        f" before {SYSCTL_FILE.path}: the drop-in keeps {earlier}, not"
-                        f" {change.after}"
-                    )
+        earlier = earlier_values(host, change.setting.key)
+        if not change.changes and any(number >= change.wanted for _, number in earlier):
+            continue  # the boot already sets enough
+        for path, number in earlier:
+            if number > int(value):
+                value = str(number)
+                warnings.append(
+                    f"{shown(host, path)} sets {change.setting.key} = {number} at boot,"
+                    f" before {SYSCTL_FILE.path}: the drop-in keeps {number}, not"
+                    f" {change.after}"
+                )
         persisted.append(change._replace(after=value))
     return persisted, warnings
 

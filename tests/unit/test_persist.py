@@ -113,3 +113,27 @@ def test_the_drop_in_never_lowers_an_earlier_vendor_value(fake: FakeHost) -> Non
     drop_in = next(c for c in plan.of(FileSetting) if c.setting.key == SYSCTL_FILE)
     assert "kernel.pid_max = 4194304\n" in drop_in.after.data.decode()
     assert any("50-pid-max.conf sets kernel.pid_max = 4194304 at boot" in w for w in plan.warnings)
+
+
+def test_values_raised_without_persist_are_persisted_later(fake: FakeHost) -> None:
+    """Regression: `apply` without --persist, then `apply --persist`, wrote no sysctl.d line
+    for the sysctls already raised (nothing to change now), so a reboot dropped them."""
+    fake.set_sysctl("kernel.pid_max", 32768)
+    raised = build_plan(load("million-threads", fake.host), fake.host)
+    for change in raised.of(SysctlSetting):
+        fake.set_sysctl(change.setting.key, change.after)
+    drop_in = written(fake, "million-threads")[SYSCTL_FILE].splitlines()[1:]
+    assert drop_in == [f"{c.setting.key} = {c.after}" for c in raised.of(SysctlSetting)]
+
+
+def test_a_value_above_the_profiles_is_persisted_as_it_is(fake: FakeHost) -> None:
+    """threads-max scales with RAM: a large host's default, above the profile's, is kept at
+    boot rather than lowered to the profile's."""
+    fake.set_sysctl("kernel.threads-max", 8_000_000)
+    assert "kernel.threads-max = 8000000" in written(fake, "million-threads")[SYSCTL_FILE]
+
+
+def test_no_line_where_an_earlier_file_sets_enough_at_boot(fake: FakeHost) -> None:
+    """50-pid-max.conf sets 4194304 before the drop-in: pid_max needs no line of sysprep's."""
+    _files(fake, {"usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"})
+    assert "kernel.pid_max" not in written(fake, "million-threads")[SYSCTL_FILE]
