@@ -187,3 +187,10 @@ def _stock_sysctls(request: pytest.FixtureRequest) -> Iterator[None]:
         for key, value in saved.items():
             if os.geteuid() == 0 and read_sysctl(key) != value:
                 write_sysctl(key, value)
+
+
+@pytest.fixture(autouse=True)
+def _wide_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports are read 200 columns wide (a pipe's are 80): a test of what a report says is
+    not one of where it wraps. tests/cli/test_layout.py sets each width it tests."""
+    monkeypatch.setenv("COLUMNS", "200")

@@ -9,20 +9,21 @@ from typing import Any
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import esc
 from sysprep.render import print_json
+from sysprep.render.layout import Column
+from sysprep.render.layout import console
+from sysprep.render.layout import indented
+from sysprep.render.layout import print_grid
 from sysprep.render.probe import print_probe
 from sysprep.settings.files import FileSetting
 from sysprep.settings.kinds import KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
     from sysprep.apply import ApplyResult
     from sysprep.plan import Plan
     from sysprep.revert import RevertResult
     from sysprep.snapshot import Scan
-
-_SNAPSHOT_TABLE_EXTRA = 40
 
 
 def apply_document(result: ApplyResult) -> dict[str, Any]:
@@ -51,31 +52,30 @@ def apply_document(result: ApplyResult) -> dict[str, Any]:
 
 def print_apply(result: ApplyResult) -> None:
     """The plan as a table, then what was done and when each change takes effect."""
-    from rich.console import Console
-
     plan = result.plan
-    console = Console(highlight=False)
-    console.print(_plan_table(plan))
+    out = console()
+    title = esc(f"{plan.profile.name}: {plan.profile.description}")
+    print_grid(out, title, _PLAN_COLUMNS, _plan_rows(plan))
     for c in plan.to_make:
         if isinstance(c.setting, FileSetting):  # the exact lines it adds or changes
-            console.print(f"{c.setting.key}:", markup=False)
+            out.print(f"{c.setting.key}:", markup=False)
             for old, new in c.setting.lines_changed(c):
-                shown = f"  + {new}" if old is None else f"  ~ {old}  →  {new}"
-                console.print(shown, markup=False, soft_wrap=True)
+                line = f"+ {esc(new)}" if old is None else f"~ {esc(old)}  →  {esc(new)}"
+                out.print(indented(line, 2))
     for warning in plan.warnings:
-        console.print(f"[yellow]warning[/]: {esc(warning)}")
+        out.print(indented(f"[yellow]warning[/]: {esc(warning)}", 0))
     if not result.changed:
-        console.print("nothing to change: the host already meets this profile")
+        out.print("nothing to change: the host already meets this profile")
     elif result.dry_run:
-        console.print("dry run: nothing was changed")
+        out.print("dry run: nothing was changed")
     else:
         snapshot = result.snapshot.id if result.snapshot else "?"
-        console.print(f"applied; snapshot {esc(snapshot)}; `sysprep revert` undoes it")
+        out.print(f"applied; snapshot {esc(snapshot)}; `sysprep revert` undoes it")
     by_when: dict[str, list[str]] = {}
     for c in plan.to_make:
         by_when.setdefault(c.setting.takes_effect, []).append(c.setting.key)
     for when, keys in by_when.items():
-        console.print(esc(f"takes effect {when}: {', '.join(keys)}"))
+        out.print(esc(f"takes effect {when}: {', '.join(keys)}"))
     for probe in result.probes:
         print_probe(probe.document)
 
@@ -84,14 +84,12 @@ def print_apply(result: ApplyResult) -> None:
 _WHERE = {"node": " (on the node)", "pid namespace": " (this pid namespace's own)"}
 
 
-def _plan_table(plan: Plan) -> Table:
-    """Each setting of the plan: now, what the profile asks, and what apply does."""
-    from rich.table import Table
+_PLAN_COLUMNS = (Column("setting"), Column("now"), Column("profile"), Column("action"))
 
-    title = esc(f"{plan.profile.name}: {plan.profile.description}")
-    table = Table(title=title, title_justify="left")
-    for column in ("setting", "now", "profile", "action"):
-        table.add_column(column)
+
+def _plan_rows(plan: Plan) -> list[list[str]]:
+    """Each setting of the plan: now, what the profile asks, and what apply does."""
+    rows = []
     for c in (*plan.changes, *plan.shown):
         setting = c.setting
         wanted = setting.show(c.after) if c.wanted is None else setting.show(c.wanted)
@@ -99,8 +97,8 @@ def _plan_table(plan: Plan) -> Table:
         if c in plan.shown:
             action += " (in its drop-in)"
         key = setting.key + _WHERE.get(plan.where.get(setting.key, ""), "")
-        table.add_row(esc(key), esc(setting.show(c.before)), esc(wanted), action)
-    return table
+        rows.append([esc(key), esc(setting.show(c.before)), esc(wanted), action])
+    return rows
 
 
 def revert_document(result: RevertResult) -> dict[str, Any]:
@@ -139,7 +137,7 @@ def print_revert(result: RevertResult) -> None:
     )
 
 
-def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None) -> None:
+def print_snapshots(scan: Scan, *, as_json: bool, given: Console | None = None) -> None:
     """The snapshots, oldest first; an id is never cut: it is what `sysprep revert ID` takes.
 
     A pipe gets one tab-separated line per snapshot; a terminal a table whose other columns
@@ -161,28 +159,24 @@ def print_snapshots(scan: Scan, *, as_json: bool, console: Console | None = None
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, "snapshots": rows, "rejected": rejected})
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console(highlight=False)
-    widest = max((len(row["id"]) for row in rows), default=2)
-    # The table needs the whole id, borders, and a little room for each other column.
-    if not console.is_terminal or console.width < widest + _SNAPSHOT_TABLE_EXTRA:
+    out = given or console()
+    if not out.is_terminal:
         for row in rows:
             fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
             cells = (*fields[:4], ", ".join(fields[4]))
-            console.file.write("\t".join(map(_tsv, cells)) + "\n")
+            out.file.write("\t".join(map(_tsv, cells)) + "\n")
         _print_rejected(rejected)
         return
-    table = Table()
-    table.add_column("id", no_wrap=True, min_width=widest)
-    for column in ("created", "profile", "state", "changes"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        fields = (row["id"], row["created"], row["profile"], row["state"], row["changes"])
-        table.add_row(*map(esc, fields[:4]), esc(", ".join(fields[4])))
-    console.print(table)
+    table = [
+        [esc(row["id"]), esc(row["created"]), esc(row["profile"]), esc(row["state"]),
+         esc(", ".join(row["changes"]))]
+        for row in rows
+    ]  # fmt: skip
+    print_grid(out, None, _SNAPSHOT_COLUMNS, table)
     _print_rejected(rejected)
+
+
+_SNAPSHOT_COLUMNS = tuple(map(Column, ("id", "created", "profile", "state", "changes")))
 
 
 def _tsv(cell: str) -> str:

@@ -10,6 +10,10 @@ from sysprep.limits.base import Status
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import esc
 from sysprep.render import shown
+from sysprep.render.layout import Column
+from sysprep.render.layout import console
+from sysprep.render.layout import indented
+from sysprep.render.layout import print_grid
 from sysprep.units import format_count
 from sysprep.units import format_size
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from sysprep.report import CheckResult
 
 _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
+_NUMERIC = ("current", "in use", "needed", "allows")
 
 
 def check_document(result: CheckResult) -> dict[str, Any]:
@@ -164,65 +169,73 @@ def summary_line(result: Assessment) -> str:
 
 def print_assessment(result: Assessment) -> None:
     """The check report: a table of limits, the capacity line, then each fix in full."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
+    out = console()
     wants = _wants(result)
     if result.target.threads and result.runtime is not None:
-        console.print(esc(runtime_line(result)), style="dim")
-    table = Table(title=esc(f"Can this host run {' and '.join(wants)}?"), title_justify="left")
-    numeric = ("current", "in use", "needed", "allows")
-    for column in ("limit", *numeric, "status"):
-        table.add_column(column, justify="right" if column in numeric else "left")
+        out.print(esc(runtime_line(result)), style="dim")
+    columns = [Column("limit"), *(Column(name, numeric=True) for name in _NUMERIC),
+               Column("status")]  # fmt: skip
+    rows = []
     for r in result.readings:
         read = r.status is not Status.UNKNOWN
-        table.add_row(
+        rows.append([
             esc(r.name),
             shown(r.current, in_bytes=r.in_bytes) if read else "?",
             shown(r.in_use, in_bytes=r.in_bytes) if r.in_use is not None else "",
             shown(r.needed, in_bytes=r.in_bytes) if r.needed is not None and r.fix else "",
-            format_count(r.allows) if read else "?",
+            _allows(r) if read else "?",
             f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]",
-        )
-    console.print(table)
+        ])  # fmt: skip
+    print_grid(out, esc(f"Can this host run {' and '.join(wants)}?"), columns, rows)
     for line in _capacity_lines(result):
-        console.print(esc(line), style="bold")
+        out.print(esc(line), style="bold")
     cost = result.cost
     if cost is not None and result.target.threads:
         how = "measured" if cost.measured else "estimated; --calibrate measures it"
-        console.print(
+        out.print(
             f"memory per thread: {format_size(cost.total)} ({how}): kernel stack"
             f" {format_size(cost.kernel_stack)}, page tables {format_size(cost.page_tables)},"
             f" slab {format_size(cost.slab)}, user pages {format_size(cost.rss)}"
         )
     failing = [r for r in result.readings if r.fix is not None]
     if failing:
-        console.print(esc(f"\nTo run {' and '.join(wants)}:"))
-    for line in (line for r in failing for line in _fix_lines(r)):
-        console.print(line)
+        out.print(esc(f"\nTo run {' and '.join(wants)}:"))
+    for r in failing:
+        for indent, line in _fix_lines(r):
+            out.print(indented(line, indent))
     for r in result.unknown:
-        console.print(f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}")
+        out.print(indented(f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}", 0))
     notes = [r for r in result.readings if r.status is Status.OK and r.note]
     if notes:
-        console.print("\nnotes:", style="dim")
+        out.print("\nnotes:", style="dim")
     for r in notes:
-        console.print(f"  {esc(r.name)}: {esc(r.note)}", style="dim")
+        out.print(indented(f"[dim]{esc(r.name)}: {esc(r.note)}[/]", 2))
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
-    console.print(f"\n{verdict} for {esc(' and '.join(wants))}")
+    out.print(f"\n{verdict} for {esc(' and '.join(wants))}")
 
 
-def _fix_lines(reading: Reading) -> list[str]:
-    """How to lift one failing limit: now, persistently, when, and why."""
+def _allows(reading: Reading) -> str:
+    """What a limit allows: a count, "unlimited" where it bounds nothing, or "—".
+
+    "—" where it is not a count: a backlog that fails bounds bursts of new clients, not
+    the connections held.
+    """
+    if reading.allows is None and reading.status is Status.FAILS:
+        return "—"
+    return format_count(reading.allows)
+
+
+def _fix_lines(reading: Reading) -> list[tuple[int, str]]:
+    """How to lift one failing limit (indent, markup): now, persistently, when, and why."""
     fix = reading.fix
     if fix is None:
         return []
-    lines = [f"  [bold]{esc(reading.name)}[/]: {esc(fix.now)}"]
+    lines = [(2, f"[bold]{esc(reading.name)}[/]: {esc(fix.now)}")]
     if fix.persist:
-        lines.append(f"    persist: {esc(fix.persist)}")
-    lines.append(f"    takes effect: {esc(fix.takes_effect)}")
+        lines.append((4, f"persist: {esc(fix.persist)}"))
+    lines.append((4, f"takes effect: {esc(fix.takes_effect)}"))
     if reading.note:
-        lines.append(f"    note: {esc(reading.note)}")
+        lines.append((4, f"note: {esc(reading.note)}"))
     return lines
 
 
@@ -278,42 +291,37 @@ def print_compliance(compliance: Compliance) -> None:
 
     Then the capacity after apply, and the verdict.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
+    out = console()
     name = esc(compliance.profile.name)
-    table = Table(title=f"\nprofile {name}", title_justify="left")
-    for column in ("setting", "expected (at least)", "actual", "in place"):
-        table.add_column(column)
+    rows = []
     for v in compliance.verdicts:
         status = _VERDICT_STATUS[v.ok]
-        table.add_row(
+        rows.append([
             esc(v.key),
             esc(v.shown_expected),
             esc(v.shown_actual) if v.ok is not None else "?",
             f"[{_VERDICT_STYLE[status]}]{_VERDICT_WORD[status]}[/]",
-        )
-    console.print(table)
+        ])  # fmt: skip
+    columns = [Column("setting"), Column("expected (at least)"), Column("actual"),
+               Column("in place")]  # fmt: skip
+    print_grid(out, f"\nprofile {name}", columns, rows)
     for v in compliance.verdicts:
         if v.reason:
-            console.print(f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}")
+            out.print(indented(f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}", 0))
     after = compliance.after
     if after.known_capacity is None and after.unknown:
         unread = ", ".join(r.name for r in after.unknown)
-        console.print(
-            f"after `sysprep apply {name}`: not known while {esc(unread)} cannot be read"
-        )
+        out.print(f"after `sysprep apply {name}`: not known while {esc(unread)} cannot be read")
     elif after.binding is not None and after.capacity is not None:
-        console.print(
+        out.print(
             f"after `sysprep apply {name}`: can start ~{after.capacity:,}"
             f" more threads; binding limit: {esc(after.binding.name)}"
         )
     failing = [v for v in compliance.verdicts if v.ok is not True]
     if compliance.compliant:
-        console.print(f"[green]compliant[/] with {name}")
+        out.print(f"[green]compliant[/] with {name}")
     else:
-        console.print(
+        out.print(
             f"[bold red]not compliant[/] with {name}:"
             f" {len(failing)} of {len(compliance.verdicts)} items not met or not known"
         )

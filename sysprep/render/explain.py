@@ -7,6 +7,9 @@ from typing import Any
 
 from sysprep.explain import COUNTED
 from sysprep.render import SCHEMA_VERSION
+from sysprep.render import esc
+from sysprep.render.layout import console
+from sysprep.render.layout import indented
 
 if TYPE_CHECKING:
     from sysprep.explain import Explanation
@@ -32,16 +35,17 @@ def explain_document(explanation: Explanation) -> dict[str, Any]:
 
 def print_explanation(explanation: Explanation) -> None:
     """The most likely cause first; each with what says so and how to lift it."""
+    out = console()
     if not explanation.causes:
-        print("no limit shows a refusal or is used up now: nothing explains an EAGAIN here")
+        out.print("no limit shows a refusal or is used up now: nothing explains an EAGAIN here")
     for rank, cause in enumerate(explanation.causes, start=1):
         strength = "the kernel counted refusals" if cause.weight == COUNTED else "used up now"
-        print(f"{rank}. {cause.limit} ({strength})")
+        out.print(indented(esc(f"{rank}. {cause.limit} ({strength})"), 0))
         for line in cause.evidence:
-            print(f"   {line}")
+            out.print(indented(esc(line), 3))
         if cause.fix is not None:
-            print(f"   fix: {cause.fix.now}")
+            out.print(indented(esc(f"fix: {cause.fix.now}"), 3))
     for line in explanation.history:
-        print(f"service: {line}")
+        out.print(indented(esc(f"service: {line}"), 0))
     for note in explanation.notes:
-        print(f"note: {note}")
+        out.print(indented(esc(f"note: {note}"), 0))

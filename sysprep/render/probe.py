@@ -8,6 +8,7 @@ from typing import Any
 
 from sysprep.facts import PROBES
 from sysprep.render import esc
+from sysprep.render.layout import console
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ def probe_progress(name: str, target: int) -> Iterator[Callable[[int, int], None
     from rich.progress import TextColumn
     from rich.progress import TimeRemainingColumn
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
+    err = Console(stderr=True)
+    if not err.is_terminal:
         yield None
         return
     columns = (
@@ -38,7 +39,7 @@ def probe_progress(name: str, target: int) -> Iterator[Callable[[int, int], None
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(name, total=target, rate="")
 
         def update(created: int, total: int) -> None:
@@ -51,13 +52,11 @@ def probe_progress(name: str, target: int) -> Iterator[Callable[[int, int], None
 
 def print_probe(document: dict[str, Any]) -> None:
     """What a probe held, how fast, what each thread cost, and what stopped it."""
-    from rich.console import Console
-
-    console = Console(highlight=False)
+    out = console()
     probe = PROBES[document["probe"]]
     held, target = document["held"], document["target"]
     rate = document.get("create_rate")
-    console.print(
+    out.print(
         f"[bold]{held:,}[/] of {target:,} {probe.holds} alive at once"
         f" ({document.get('created', held):,} created in {document['create_seconds']:.2f} s"
         + (f", {rate:,}/s" if rate else "")
@@ -65,7 +64,7 @@ def print_probe(document: dict[str, Any]) -> None:
     )
     stopped = document.get("stopped_by")
     if stopped:
-        console.print(
+        out.print(
             f"stopped by: [bold red]{esc(stopped)}[/]"
             + (f" ({document['errno']})" if document.get("errno") else "")
         )
@@ -74,6 +73,6 @@ def print_probe(document: dict[str, Any]) -> None:
         parts = ", ".join(
             f"{key.replace('_', ' ')} {format_size(max(value, 0))}" for key, value in costs.items()
         )
-        console.print(esc(f"per {probe.one}: {parts}"))
+        out.print(esc(f"per {probe.one}: {parts}"))
     if document.get("oom_kills"):
-        console.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")
+        out.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")

@@ -8,11 +8,16 @@ from typing import Any
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import esc
 from sysprep.render import shown
+from sysprep.render.layout import Column
+from sysprep.render.layout import console
+from sysprep.render.layout import grid
+
+_NUMERIC = ("used", "of", "headroom", "per second", "time left")
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from rich.table import Table
+    from rich.console import RenderableType
 
     from sysprep.watch import Sample
     from sysprep.watch import Trend
@@ -48,14 +53,16 @@ def watch_document(
     }
 
 
-def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) -> Table:
-    """One refresh of the live table; headroom under *warn_pct* % in red."""
-    from rich.table import Table
+def watch_table(
+    pid: int, sample: Sample, trends: list[Trend], warn_pct: float, width: int
+) -> RenderableType:
+    """One refresh: its title, and the table (blocks, narrower than it).
 
-    table = Table(title=f"headroom of pid {pid}", title_justify="left")
-    table.add_column("limit", no_wrap=True, min_width=18)
-    for column in ("used", "of", "headroom", "per second", "time left"):
-        table.add_column(column, justify="right", no_wrap=True)
+    Headroom under *warn_pct* % is in red.
+    """
+    from rich.console import Group
+
+    rows = []
     for trend in trends:
         reading = trend.reading
         in_bytes = reading.in_bytes
@@ -65,26 +72,25 @@ def watch_table(pid: int, sample: Sample, trends: list[Trend], warn_pct: float) 
         if pct is not None and pct < warn_pct:
             headroom = f"[bold red]{headroom}[/]"
         rate = "" if trend.per_second is None else f"{trend.per_second:+,.0f}/s"
-        table.add_row(
+        rows.append([
             esc(reading.name),
             shown(reading.in_use, in_bytes=in_bytes),
             shown(reading.current, in_bytes=in_bytes),
             headroom,
             rate,
             _duration(trend.seconds_left),
-        )
-    for reading in sample.unknown:
-        table.add_row(esc(reading.name), "?", "?", "[yellow]unknown[/]", "", "")
-    return table
+        ])  # fmt: skip
+    rows += [[esc(r.name), "?", "?", "[yellow]unknown[/]", "", ""] for r in sample.unknown]
+    columns = [Column("limit"), *(Column(name, numeric=True) for name in _NUMERIC)]
+    return Group(f"headroom of pid {pid}", grid(columns, rows, width))
 
 
 def print_once(sample: Sample, warn_pct: float) -> None:
     """One refresh of the table, printed."""
-    from rich.console import Console
-
     from sysprep.watch import trends
 
-    Console(highlight=False).print(watch_table(sample.pid, sample, trends(None, sample), warn_pct))
+    out = console()
+    out.print(watch_table(sample.pid, sample, trends(None, sample), warn_pct, out.width))
 
 
 def show_live(
@@ -104,7 +110,9 @@ def show_live(
     from sysprep.watch import trends
 
     now = first
-    with Live(watch_table(now.pid, now, trends(None, now), warn), auto_refresh=False) as live:
+    out = console()
+    first_table = watch_table(now.pid, now, trends(None, now), warn, out.width)
+    with Live(first_table, console=out, auto_refresh=False) as live:
         while True:
             time.sleep(interval)
             before, now = now, watcher.sample()
@@ -113,7 +121,7 @@ def show_live(
             shown = trends(None if now.note else before, now)
             if textfile is not None:
                 write_textfile(textfile, watch_text(now.readings, shown, watcher.label))
-            live.update(watch_table(now.pid, now, shown, warn), refresh=True)
+            live.update(watch_table(now.pid, now, shown, warn, out.width), refresh=True)
 
 
 def _duration(seconds: float | None) -> str:

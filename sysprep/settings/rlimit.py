@@ -194,8 +194,8 @@ class RlimitSetting(WholeValue):
         if hard is not None and value > hard and not may_raise_hard:
             reach = f"ulimit {spelling.ulimit} {hard}" if self.pid is None else "as it is"
             now = (
-                f"past the hard limit {hard:,}, which only root with CAP_SYS_RESOURCE raises:"
-                f" as such, {now}; without, the most is {hard:,} ({reach})"
+                f"past the hard limit {hard:,}, which needs root with CAP_SYS_RESOURCE: as that"
+                f" root, {now}; as this user, the most is {hard:,} ({reach})"
             )
             when = "when run as root; limits.d at next login; systemd at service restart"
             return Fix(self.name, value, now, persist, when)

@@ -190,9 +190,9 @@ class TestNproc:
         reading = Nproc().read(inspect(fake))
         assert reading.fix is not None
         assert reading.fix.now == (
-            "past the hard limit 4,096, which only root with CAP_SYS_RESOURCE raises: as such,"
-            f" ulimit -u {reading.needed} (in the shell that starts the program); without, the"
-            " most is 4,096 (ulimit -u 4096)"
+            "past the hard limit 4,096, which needs root with CAP_SYS_RESOURCE: as that root,"
+            f" ulimit -u {reading.needed} (in the shell that starts the program); as this user,"
+            " the most is 4,096 (ulimit -u 4096)"
         )
         assert reading.fix.takes_effect.startswith("when run as root; limits.d at next login")
 

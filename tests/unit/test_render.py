@@ -40,7 +40,7 @@ def test_terminal_table_keeps_every_id_whole(width: int) -> None:
     """Regression: at 80 columns the id column was cut ("20261128T1410…")."""
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=True, color_system=None)
-    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, console=console)
+    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, given=console)
     for snapshot in snapshots():
         assert snapshot.id in out.getvalue()
     assert "…" not in out.getvalue()
@@ -49,7 +49,7 @@ def test_terminal_table_keeps_every_id_whole(width: int) -> None:
 def test_a_pipe_gets_one_line_per_snapshot() -> None:
     """Not a terminal: one tab-separated line each, the id first, nothing cut."""
     out = io.StringIO()
-    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, console=Console(file=out))
+    print_snapshots(Scan(Path(), snapshots(), []), as_json=False, given=Console(file=out))
     lines = out.getvalue().splitlines()
     assert [line.split("\t")[0] for line in lines] == [s.id for s in snapshots()]
     assert lines[1].split("\t")[2] == LONG_PROFILE
@@ -60,7 +60,7 @@ def test_a_tab_or_newline_in_a_profile_name_never_breaks_the_line() -> None:
     """A profile whose file name holds a tab and a newline: still one line of five cells."""
     odd = Snapshot("20261128T141000.123450-odd", "a\tb\nc", 1.8e9, "boot")
     out = io.StringIO()
-    print_snapshots(Scan(Path(), [odd], []), as_json=False, console=Console(file=out))
+    print_snapshots(Scan(Path(), [odd], []), as_json=False, given=Console(file=out))
     (line,) = out.getvalue().splitlines()
     assert line.split("\t")[2] == "a\\tb\\nc"
 
