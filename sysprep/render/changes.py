@@ -11,8 +11,8 @@ from sysprep.render import esc
 from sysprep.render import print_json
 from sysprep.render.layout import Column
 from sysprep.render.layout import console
-from sysprep.render.layout import indented
 from sysprep.render.layout import print_grid
+from sysprep.render.layout import say
 from sysprep.render.probe import print_probe
 from sysprep.settings.files import FileSetting
 from sysprep.settings.kinds import KINDS
@@ -58,24 +58,24 @@ def print_apply(result: ApplyResult) -> None:
     print_grid(out, title, _PLAN_COLUMNS, _plan_rows(plan))
     for c in plan.to_make:
         if isinstance(c.setting, FileSetting):  # the exact lines it adds or changes
-            out.print(f"{c.setting.key}:", markup=False)
+            say(out, esc(f"{c.setting.key}:"))
             for old, new in c.setting.lines_changed(c):
                 line = f"+ {esc(new)}" if old is None else f"~ {esc(old)}  →  {esc(new)}"
-                out.print(indented(line, 2))
+                say(out, line, 2)
     for warning in plan.warnings:
-        out.print(indented(f"[yellow]warning[/]: {esc(warning)}", 0))
+        say(out, f"[yellow]warning[/]: {esc(warning)}")
     if not result.changed:
-        out.print("nothing to change: the host already meets this profile")
+        say(out, "nothing to change: the host already meets this profile")
     elif result.dry_run:
-        out.print("dry run: nothing was changed")
+        say(out, "dry run: nothing was changed")
     else:
         snapshot = result.snapshot.id if result.snapshot else "?"
-        out.print(f"applied; snapshot {esc(snapshot)}; `sysprep revert` undoes it")
+        say(out, f"applied; snapshot {esc(snapshot)}; `sysprep revert` undoes it")
     by_when: dict[str, list[str]] = {}
     for c in plan.to_make:
         by_when.setdefault(c.setting.takes_effect, []).append(c.setting.key)
     for when, keys in by_when.items():
-        out.print(esc(f"takes effect {when}: {', '.join(keys)}"))
+        say(out, esc(f"takes effect {when}: {', '.join(keys)}"))
     for probe in result.probes:
         print_probe(probe.document)
 

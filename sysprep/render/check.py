@@ -12,8 +12,8 @@ from sysprep.render import esc
 from sysprep.render import shown
 from sysprep.render.layout import Column
 from sysprep.render.layout import console
-from sysprep.render.layout import indented
 from sysprep.render.layout import print_grid
+from sysprep.render.layout import say
 from sysprep.units import format_count
 from sysprep.units import format_size
 
@@ -172,7 +172,7 @@ def print_assessment(result: Assessment) -> None:
     out = console()
     wants = _wants(result)
     if result.target.threads and result.runtime is not None:
-        out.print(esc(runtime_line(result)), style="dim")
+        say(out, f"[dim]{esc(runtime_line(result))}[/]")
     columns = [Column("limit"), *(Column(name, numeric=True) for name in _NUMERIC),
                Column("status")]  # fmt: skip
     rows = []
@@ -188,30 +188,31 @@ def print_assessment(result: Assessment) -> None:
         ])  # fmt: skip
     print_grid(out, esc(f"Can this host run {' and '.join(wants)}?"), columns, rows)
     for line in _capacity_lines(result):
-        out.print(esc(line), style="bold")
+        say(out, f"[bold]{esc(line)}[/]")
     cost = result.cost
     if cost is not None and result.target.threads:
         how = "measured" if cost.measured else "estimated; --calibrate measures it"
-        out.print(
+        say(
+            out,
             f"memory per thread: {format_size(cost.total)} ({how}): kernel stack"
             f" {format_size(cost.kernel_stack)}, page tables {format_size(cost.page_tables)},"
-            f" slab {format_size(cost.slab)}, user pages {format_size(cost.rss)}"
+            f" slab {format_size(cost.slab)}, user pages {format_size(cost.rss)}",
         )
     failing = [r for r in result.readings if r.fix is not None]
     if failing:
-        out.print(esc(f"\nTo run {' and '.join(wants)}:"))
+        say(out, esc(f"\nTo run {' and '.join(wants)}:"))
     for r in failing:
         for indent, line in _fix_lines(r):
-            out.print(indented(line, indent))
+            say(out, line, indent)
     for r in result.unknown:
-        out.print(indented(f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}", 0))
+        say(out, f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}")
     notes = [r for r in result.readings if r.status is Status.OK and r.note]
     if notes:
-        out.print("\nnotes:", style="dim")
+        say(out, "\n[dim]notes:[/]")
     for r in notes:
-        out.print(indented(f"[dim]{esc(r.name)}: {esc(r.note)}[/]", 2))
+        say(out, f"[dim]{esc(r.name)}: {esc(r.note)}[/]", 2)
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
-    out.print(f"\n{verdict} for {esc(' and '.join(wants))}")
+    say(out, f"\n{verdict} for {esc(' and '.join(wants))}")
 
 
 def _allows(reading: Reading) -> str:
@@ -307,23 +308,25 @@ def print_compliance(compliance: Compliance) -> None:
     print_grid(out, f"\nprofile {name}", columns, rows)
     for v in compliance.verdicts:
         if v.reason:
-            out.print(indented(f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}", 0))
+            say(out, f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}")
     after = compliance.after
     if after.known_capacity is None and after.unknown:
         unread = ", ".join(r.name for r in after.unknown)
-        out.print(f"after `sysprep apply {name}`: not known while {esc(unread)} cannot be read")
+        say(out, f"after `sysprep apply {name}`: not known while {esc(unread)} cannot be read")
     elif after.binding is not None and after.capacity is not None:
-        out.print(
+        say(
+            out,
             f"after `sysprep apply {name}`: can start ~{after.capacity:,}"
-            f" more threads; binding limit: {esc(after.binding.name)}"
+            f" more threads; binding limit: {esc(after.binding.name)}",
         )
     failing = [v for v in compliance.verdicts if v.ok is not True]
     if compliance.compliant:
-        out.print(f"[green]compliant[/] with {name}")
+        say(out, f"[green]compliant[/] with {name}")
     else:
-        out.print(
+        say(
+            out,
             f"[bold red]not compliant[/] with {name}:"
-            f" {len(failing)} of {len(compliance.verdicts)} items not met or not known"
+            f" {len(failing)} of {len(compliance.verdicts)} items not met or not known",
         )
 
 

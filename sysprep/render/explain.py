@@ -9,7 +9,7 @@ from sysprep.explain import COUNTED
 from sysprep.render import SCHEMA_VERSION
 from sysprep.render import esc
 from sysprep.render.layout import console
-from sysprep.render.layout import indented
+from sysprep.render.layout import say
 
 if TYPE_CHECKING:
     from sysprep.explain import Explanation
@@ -37,15 +37,15 @@ def print_explanation(explanation: Explanation) -> None:
     """The most likely cause first; each with what says so and how to lift it."""
     out = console()
     if not explanation.causes:
-        out.print("no limit shows a refusal or is used up now: nothing explains an EAGAIN here")
+        say(out, "no limit shows a refusal or is used up now: nothing explains an EAGAIN here")
     for rank, cause in enumerate(explanation.causes, start=1):
         strength = "the kernel counted refusals" if cause.weight == COUNTED else "used up now"
-        out.print(indented(esc(f"{rank}. {cause.limit} ({strength})"), 0))
+        say(out, esc(f"{rank}. {cause.limit} ({strength})"))
         for line in cause.evidence:
-            out.print(indented(esc(line), 3))
+            say(out, esc(line), 3)
         if cause.fix is not None:
-            out.print(indented(esc(f"fix: {cause.fix.now}"), 3))
+            say(out, esc(f"fix: {cause.fix.now}"), 3)
     for line in explanation.history:
-        out.print(indented(esc(f"service: {line}"), 0))
+        say(out, esc(f"service: {line}"))
     for note in explanation.notes:
-        out.print(indented(esc(f"note: {note}"), 0))
+        say(out, esc(f"note: {note}"))

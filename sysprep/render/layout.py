@@ -1,14 +1,17 @@
 """Reports that fit the terminal they are read in, and read clean in a pipe.
 
 - A table is drawn only where every cell fits whole; narrower, each row becomes a block
-  (its first cell, then the others as "column: value", wrapped under their indent), as
-  `kubectl describe` does: a limit's name and its numbers are never cut.
-- An indented line wraps under its indent, not at column 0.
+  (its first cell, then the others as "column: value"), as `kubectl describe` does: a
+  limit's name and its numbers are never cut.
+- Text wraps between words only, and under its indent. A word longer than the line (a
+  path) is never cut: it runs past the width, where the terminal wraps it and a copy or a
+  grep still finds it whole.
 - In a pipe, no line ends in spaces and no line is only spaces.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING
 from typing import NamedTuple
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 _GAP = 2  # spaces between two columns of a table
+_WORD = re.compile(r"\S+")
 
 
 class Column(NamedTuple):
@@ -67,13 +71,14 @@ def grid(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -
         for row in texts:
             table.add_row(*row)
         return table
-    blocks: list[RenderableType] = []
+    lines: list[Text] = []
     for first, *rest in texts:
         pairs = [Text.assemble(f"{column.name}: ", cell)
                  for column, cell in zip(columns[1:], rest, strict=True) if cell]  # fmt: skip
-        blocks.append(Text.assemble(first, style="bold"))
-        blocks.extend(indented(line, 2) for line in _filled(pairs, width - 2))
-    return Group(*blocks)
+        lines.append(Text.assemble(first, style="bold"))
+        for filled in _filled(pairs, width - 2):
+            lines += wrapped(filled, width, 2)
+    return Group(*lines)
 
 
 def _filled(pairs: list[Text], width: int) -> list[Text]:
@@ -87,34 +92,45 @@ def _filled(pairs: list[Text], width: int) -> list[Text]:
     return lines
 
 
-def indented(text: str | Text, indent: int) -> RenderableType:
-    """*text* (rich markup, or Text) starting *indent* columns in, and wrapping there too."""
-    from rich.padding import Padding
+def wrapped(text: str | Text, width: int, indent: int = 0) -> list[Text]:
+    """*text* (rich markup, or Text) as lines of *width*, *indent* columns in.
+
+    Broken between words only: a word longer than a line has one of its own, past *width*.
+    """
     from rich.text import Text
 
     shown = Text.from_markup(text) if isinstance(text, str) else text
-    return Padding(shown, (0, 0, 0, indent))
+    room = max(width - indent, 1)
+    lines = []
+    for paragraph in shown.split("\n", allow_blank=True):
+        breaks, start = [], 0
+        for word in _WORD.finditer(paragraph.plain):
+            if word.end() - start > room and word.start() > start:
+                breaks.append(word.start())
+                start = word.start()
+        for line in paragraph.divide(breaks):
+            line.rstrip()
+            lines.append(Text(" " * indent) + line if line.plain else line)
+    return lines
+
+
+def say(out: Console, text: str | Text, indent: int = 0) -> None:
+    """Print *text* (rich markup) wrapped(): no word cut, each line under *indent*."""
+    for line in wrapped(text, out.width, indent):
+        out.print(line, soft_wrap=True)
 
 
 def print_grid(
     out: Console, title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]]
 ) -> None:
-    """*title* (markup) on its own line, then grid().
-
-    A block's first cell, a name or an id, is printed whole even past the width: the
-    terminal wraps it, and keeps it one line.
-    """
+    """*title* (markup) on its own line, then grid(); a block's lines as wrapped() made them."""
     from rich.console import Group
-    from rich.text import Text
 
     if title:
-        out.print(title)
+        say(out, title)
     shown = grid(columns, rows, out.width)
-    if not isinstance(shown, Group):
-        out.print(shown)
-        return
-    for part in shown.renderables:
-        out.print(part, soft_wrap=isinstance(part, Text))
+    for part in shown.renderables if isinstance(shown, Group) else [shown]:
+        out.print(part, soft_wrap=isinstance(shown, Group))
 
 
 class _Trimmed:

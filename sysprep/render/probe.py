@@ -9,6 +9,7 @@ from typing import Any
 from sysprep.facts import PROBES
 from sysprep.render import esc
 from sysprep.render.layout import console
+from sysprep.render.layout import say
 from sysprep.units import format_size
 
 if TYPE_CHECKING:
@@ -56,23 +57,25 @@ def print_probe(document: dict[str, Any]) -> None:
     probe = PROBES[document["probe"]]
     held, target = document["held"], document["target"]
     rate = document.get("create_rate")
-    out.print(
+    say(
+        out,
         f"[bold]{held:,}[/] of {target:,} {probe.holds} alive at once"
         f" ({document.get('created', held):,} created in {document['create_seconds']:.2f} s"
         + (f", {rate:,}/s" if rate else "")
-        + ")"
+        + ")",
     )
     stopped = document.get("stopped_by")
     if stopped:
-        out.print(
+        say(
+            out,
             f"stopped by: [bold red]{esc(stopped)}[/]"
-            + (f" ({document['errno']})" if document.get("errno") else "")
+            + (f" ({document['errno']})" if document.get("errno") else ""),
         )
     costs = document.get(f"per_{probe.one}_bytes") or {}
     if costs:
         parts = ", ".join(
             f"{key.replace('_', ' ')} {format_size(max(value, 0))}" for key, value in costs.items()
         )
-        out.print(esc(f"per {probe.one}: {parts}"))
+        say(out, esc(f"per {probe.one}: {parts}"))
     if document.get("oom_kills"):
-        out.print(f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")
+        say(out, f"[bold red]the OOM killer fired {document['oom_kills']} time(s)[/]")
