@@ -61,12 +61,17 @@ def with_snapshots(fake: FakeHost) -> FakeHost:
 
 def report(capsys: pytest.CaptureFixture[str], width: int, args: list[str]) -> str:
     """What `sysprep ARGS` prints into a pipe whose reader has *width* columns (COLUMNS)."""
+    return reported(capsys, width, args)[1]
+
+
+def reported(capsys: pytest.CaptureFixture[str], width: int, args: list[str]) -> tuple[int, str]:
+    """The exit status of `sysprep ARGS`, and what it prints into a pipe *width* wide."""
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = str(width)
     try:
         capsys.readouterr()
-        run(args)
-        return capsys.readouterr().out
+        status = run(args)
+        return status, capsys.readouterr().out
     finally:
         if saved is None:
             del os.environ["COLUMNS"]

@@ -1,54 +1,72 @@
-"""Every command in docs/runbook.md runs, in order, with the exit status the runbook gives.
+"""docs/runbook.md and README.md's examples of the real kernel cannot drift from the tool.
 
-/etc and the state directory go to a temp tree; conftest writes the sysctls back.
+Every command of docs/runbook.md runs, in order, as root on this host, as does each example
+of README.md marked `<!-- output: this host -->`: each exits with the status the page gives,
+and prints what the page shows, every number aside (a line `…` stands for any lines). /etc
+and the state directory go to a temp tree; conftest writes the sysctls back. With
+SYSPREP_WRITE_DOCS=1 the pages get what the commands printed instead (tests/docs.py).
 """
 
 from __future__ import annotations
 
-import re
-import shlex
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.docs import WRITE
+from tests.docs import Example
+from tests.docs import examples
+from tests.docs import rewrite
+from tests.docs import same_output
+
 pytestmark = pytest.mark.root
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs/runbook.md"
-_BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
-_STATUS = re.compile(r"\[exit status (\d+)")
-
-
-def runbook_steps() -> list[tuple[list[str], int]]:
-    """(sysprep arguments, documented exit status) of each console block, in order."""
-    steps = []
-    for block in _BLOCK.findall(RUNBOOK.read_text()):
-        command = next(line[2:] for line in block.splitlines() if line.startswith("$ "))
-        words = shlex.split(command)
-        if words[0] == "sudo":  # the tests run as root
-            words = words[1:]
-        assert words[0] == "sysprep", command
-        status = _STATUS.search(block)
-        assert status is not None, f"no [exit status N] after {command!r}"
-        steps.append((words[1:], int(status[1])))
-    return steps
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOK = ROOT / "docs/runbook.md"
+THIS_HOST = "this host"
+WIDTH = 80
 
 
 def test_the_runbook_has_its_six_steps() -> None:
     """check, dry-run, apply, check, probe, revert."""
-    commands = [args[0] for args, _ in runbook_steps()]
+    commands = [step.args[0] for e in examples(RUNBOOK, default=THIS_HOST) for step in e.steps]
     assert commands == ["check", "apply", "apply", "check", "probe", "revert"]
 
 
-def test_every_runbook_command_runs(tmp_path: Path) -> None:
-    """Each command, as written, exits as the runbook says."""
+def _run_all(pages: list[Example], tmp_path: Path) -> None:
+    """Each command of *pages*, in order: its status, and its output (numbers aside)."""
     options = ["--etc-root", str(tmp_path), "--state-dir", str(tmp_path / "state")]
-    for args, status in runbook_steps():
-        done = subprocess.run(
-            [sys.executable, "-m", "sysprep", *options, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == status, (args, done.stderr)
+    env = {**os.environ, "COLUMNS": str(WIDTH)}
+    for example in pages:
+        outputs = []
+        for step in example.steps:
+            command = [sys.executable, "-m", "sysprep", *options, *step.args]
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            assert done.returncode == step.exit_status or step.exit_status is None, (
+                step.command,
+                done.stderr,
+            )
+            outputs.append(done.stdout.splitlines())
+        if WRITE:
+            rewrite(example, outputs, default=THIS_HOST if example.path == RUNBOOK else None)
+            continue
+        for step, output in zip(example.steps, outputs, strict=True):
+            assert same_output(step.output, output, exact=False), (
+                f"{example}: `{step.command}` prints, numbers aside, not what the page shows"
+                " (SYSPREP_WRITE_DOCS=1 writes it):\n" + "\n".join(output)
+            )
+
+
+def test_every_runbook_command_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
+    """The six steps, in order, on this host: the statuses and outputs the runbook gives."""
+    _run_all(examples(RUNBOOK, default=THIS_HOST), tmp_path)
+
+
+def test_readme_examples_of_this_host(tmp_path: Path) -> None:
+    """README.md's probe example: what the probe prints here, numbers aside."""
+    readme = [e for e in examples(ROOT / "README.md") if e.source == THIS_HOST]
+    assert readme
+    _run_all(readme, tmp_path)
