@@ -124,7 +124,8 @@ class ProcessReads:
                 if os.geteuid() == 0:  # a root with fewer capabilities than the process
                     raise NeedsRootError(
                         f"cannot read /proc/{pid}/{name}: permission denied; {self._lacking(pid)}"
-                        f": run sysprep where root holds them, or as the owner of pid {pid}"
+                        f": run sysprep as a root with every capability pid {pid} holds, or as"
+                        " its owner"
                     ) from None
                 raise NeedsRootError(
                     f"cannot read /proc/{pid}/{name}: permission denied;"
