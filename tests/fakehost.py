@@ -63,6 +63,7 @@ class FakeHost:
             "proc/cpuinfo", "processor\t: 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n"
         )
         self._write("sys/kernel/slab/task_struct/slab_size", "5888\n")
+        self._write("sys/devices/system/cpu/possible", "0-1\n")
         self._write(
             "proc/net/sockstat", "sockets: used 120\nTCP: inuse 5 orphan 0 tw 0 alloc 6 mem 3\n"
         )
@@ -244,6 +245,7 @@ class FakeHost:
             "RLIMIT_DATA": (None, None),
             "RLIMIT_NOFILE": (1024, 524288),
             "RLIMIT_MEMLOCK": (8 * MIB, 8 * MIB),
+            "RLIMIT_FSIZE": (None, None),
         }
         path = self.root / f"proc/{pid}/limits"
         if path.exists():

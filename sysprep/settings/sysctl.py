@@ -14,6 +14,7 @@ from typing import ClassVar
 from sysprep.errors import BadInputError
 from sysprep.facts import AUTO_SYSCTLS
 from sysprep.facts import MODE_SYSCTLS
+from sysprep.facts import PID_MAX_LIMIT
 from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.facts import SYSCTL_FILE
 from sysprep.settings import AUTO
@@ -291,11 +292,10 @@ def _boot_values(
 ) -> tuple[list[Change], list[str]]:
     """What the sysctl.d drop-in says: the value after apply, or what a file before it sets.
 
-    A value the host holds already is persisted as it is (raised by hand, or by an apply
-    without --persist: it is lost at boot otherwise; or a kernel default scaled to this
-    host, which the drop-in must not lower), except where a file applied earlier at boot
-    sets enough. Where such a file sets more (50-pid-max.conf's 4194304), the drop-in says
-    that: sorting after it, it must never lower it.
+    A value the host holds already is persisted as it is where the boot would not set it
+    again (raised by hand, or by an apply without --persist): not a kernel default, nor one
+    a file applied earlier at boot sets. Where such a file sets more (50-pid-max.conf's
+    4194304), the drop-in says that: sorting after it, it must never lower it.
     """
     persisted: list[Change] = []
     warnings = []
@@ -305,8 +305,11 @@ def _boot_values(
             continue
         value = change.after
         earlier = earlier_values(host, change.setting.key)
-        if not change.changes and any(number >= change.wanted for _, number in earlier):
-            continue  # the boot already sets enough
+        if not change.changes and (
+            any(number >= change.wanted for _, number in earlier)
+            or _kernel_default(host, change.setting.key, int(change.before))
+        ):
+            continue  # the boot sets it again
         for path, number in earlier:
             if number > int(value):
                 value = str(number)
@@ -317,6 +320,34 @@ def _boot_values(
                 )
         persisted.append(change._replace(after=value))
     return persisted, warnings
+
+
+def _kernel_default(host: Host, key: str, value: int) -> bool:
+    """True when *value* may be the kernel's default for *key* here: every boot sets it again.
+
+    A sysctl whose default sysprep cannot tell is assumed to hold it.
+
+    vm.max_map_count: 65530 (DEFAULT_MAX_MAP_COUNT); kernel.pid_max: 32768, or 1024 per
+    possible CPU; kernel.threads-max: RAM / (8 x THREAD_SIZE), within 2 % (kernel/fork.c,
+    kernel/pid.c, include/linux/mm.h).
+    """
+    if key == "vm.max_map_count":
+        return value == 65530  # noqa: PLR2004
+    try:
+        if key == "kernel.pid_max":
+            if not host.path("sys/devices/system/cpu/possible").exists():
+                return value == 32768  # noqa: PLR2004 - PID_MAX_DEFAULT
+            possible = host.path("sys/devices/system/cpu/possible").read_text().split(",")
+            spans = [span.strip().partition("-") for span in possible]
+            cpus = sum(int(b or a) - int(a) + 1 for a, _, b in spans)
+            return value == min(max(32768, 1024 * cpus), PID_MAX_LIMIT)
+        if key == "kernel.threads-max":
+            thread_size = 16384 if host.page_size() == 4096 else 65536  # noqa: PLR2004
+            default = host.meminfo()["MemTotal"] // (8 * thread_size)
+            return abs(value - default) <= default // 50
+    except (OSError, KeyError, ValueError):
+        return True
+    return True
 
 
 def _is_integer(text: str) -> bool:

@@ -137,3 +137,12 @@ def test_no_line_where_an_earlier_file_sets_enough_at_boot(fake: FakeHost) -> No
     """50-pid-max.conf sets 4194304 before the drop-in: pid_max needs no line of sysprep's."""
     _files(fake, {"usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n"})
     assert "kernel.pid_max" not in written(fake, "million-threads")[SYSCTL_FILE]
+
+
+def test_a_kernel_default_is_not_pinned(fake: FakeHost) -> None:
+    """A 1 TiB host's threads-max default (RAM / 128 KiB), above the profile's: the boot
+    sets it again, so the drop-in has no line for it (nor for max_map_count's 65530 where a
+    profile asks less)."""
+    fake.set_meminfo(MemTotal=1 << 30)  # KiB: 1 TiB
+    fake.set_sysctl("kernel.threads-max", (1 << 40) // (8 * 16384))
+    assert "kernel.threads-max" not in written(fake, "million-threads")[SYSCTL_FILE]
