@@ -214,9 +214,10 @@ class Screen:
         """The screen after `sysprep ARGS` ran on it, wrapped lines joined (capture-pane -J);
         interrupted (SIGINT, as Ctrl-C) after *stop_after* seconds, if given."""
         done = f"sysprep-done-{uuid.uuid4().hex[:8]}"
-        stop = (
-            [] if stop_after is None else ["timeout", "--foreground", "-s", "INT", str(stop_after)]
-        )
+        stop = []
+        if stop_after is not None:  # SIGINT as a terminal sends it, whatever pytest ignores
+            stop = ["timeout", "--foreground", "-s", "INT", str(stop_after)]
+            stop += ["env", "--default-signal=INT"]
         command = " ".join(map(shlex.quote, [*stop, sys.executable, "-m", "sysprep", *args]))
         tmux = shlex.quote(self.tmux)
         script = (

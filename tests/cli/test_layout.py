@@ -111,13 +111,17 @@ def test_at_80_columns_check_is_a_table(
 
 @pytest.fixture(scope="module")
 def tmux() -> Iterator[str]:
-    """tmux, on a server of this module's own, killed afterwards."""
-    path = require_tool("tmux")
-    socket = f"sysprep-test-{os.getpid()}"
-    yield path
+    """tmux, on a server of this module's own, killed afterwards; a session of its own keeps
+    it up between the tests' (an empty server exits, and a test could meet it exiting)."""
     import subprocess
 
-    subprocess.run([path, "-L", socket, "kill-server"], capture_output=True, check=False)
+    path = require_tool("tmux")
+    server = [path, "-L", f"sysprep-test-{os.getpid()}", "-f", "/dev/null"]
+    subprocess.run([*server, "new-session", "-d", "-s", "keep", "sleep 3600"], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*server, "kill-server"], capture_output=True, check=False)
 
 
 @pytest.mark.parametrize("name", ["check (go)", "check --connections", "watch --once",
