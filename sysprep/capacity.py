@@ -37,6 +37,9 @@ class Assessment(NamedTuple):
     connection_bytes: int | None = None
     runtime: RuntimeUse | None = None  # always set by check(); None in a hand-made one
     runtime_threads: int = 0  # threads its runtime will add (a program yet to start)
+    # The judged process's rlimits no thread count depends on, which applications check
+    # (RLIMIT_FSIZE, RLIMIT_MEMLOCK): (soft, hard), None unlimited.
+    other_rlimits: tuple[tuple[str, tuple[int | None, int | None]], ...] = ()
 
     @property
     def unknown(self) -> tuple[Reading, ...]:
@@ -125,7 +128,23 @@ def check(
         connection_bytes,
         runtime,
         _own_threads(inspection) if target.threads else 0,
+        _other_rlimits(inspection),
     )
+
+
+# The rlimits a thread count never depends on, shown for the applications that check them.
+_OTHER_RLIMITS = ("RLIMIT_FSIZE", "RLIMIT_MEMLOCK")
+
+
+def _other_rlimits(
+    inspection: Inspection,
+) -> tuple[tuple[str, tuple[int | None, int | None]], ...]:
+    """The judged process's _OTHER_RLIMITS, those that can be read."""
+    try:
+        rlimits = inspection.rlimits
+    except (OSError, ValueError):
+        return ()
+    return tuple((name, rlimits[name]) for name in _OTHER_RLIMITS if name in rlimits)
 
 
 def _after(limits: Sequence[Limit], name: str, limit: Limit) -> tuple[Limit, ...]:

@@ -49,6 +49,7 @@ for _function, _name in (
     (inspect.check, None), (inspect.probe, None), (tune.apply_command, "apply"),
     (tune.revert, None), (tune.snapshots, None), (inspect.explain, None),
     (inspect.watch, None), (tune.agent, None), (inspect.fleet, None),
+    (inspect.profiles, None),
 ):  # fmt: skip
     _command(_function, _name)
 

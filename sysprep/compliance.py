@@ -22,6 +22,7 @@ from sysprep.settings.sysctl import SysctlSetting
 
 if TYPE_CHECKING:
     from sysprep.capacity import Assessment
+    from sysprep.facts import Rlimit
     from sysprep.host import Host
     from sysprep.limits.base import Reading
     from sysprep.limits.cost import ThreadCost
@@ -103,3 +104,86 @@ def _target(key: str, wanted: int, capacity: int | None, readings: list[Reading]
         return Verdict(key, "target", wanted, capacity, None, reason, f"{wanted:,}", shown)
     ok = all(r.status is Status.OK for r in readings)
     return Verdict(key, "target", wanted, capacity, ok, "", f"{wanted:,}", shown)
+
+
+@dataclass(frozen=True)
+class AppFailure:
+    """A failed item in its application's terms: its check, what was found and is required.
+
+    Then where to set it (for a service, for a login, or on the host), and the check's page.
+    """
+
+    application: str
+    check: str
+    item: str
+    found: str
+    required: str
+    where: tuple[str, ...]
+    docs: str
+
+    @property
+    def document(self) -> dict[str, object]:
+        """The "application" object of a failed setting in `check --profile --json`."""
+        return {
+            "name": self.application,
+            "check": self.check,
+            "found": self.found,
+            "required": self.required,
+            "where": list(self.where),
+            "docs": self.docs,
+        }
+
+
+def app_failure(profile: Profile, verdict: Verdict) -> AppFailure | None:
+    """*verdict*, failed, as the application the profile is for says it; None otherwise."""
+    from sysprep.facts import RLIMITS
+
+    application = profile.application
+    check_of = application.checks.get(verdict.item) if application else None
+    if application is None or check_of is None or verdict.ok is not False:
+        return None
+    if verdict.item in RLIMITS:
+        where = _rlimit_places(
+            profile.name, RLIMITS[verdict.item], verdict.expected, application.user
+        )
+    else:
+        host = (
+            f"on the host: sysctl -w {verdict.item}={verdict.shown_expected}; at every boot:"
+            f" /etc/sysctl.d/ (sysprep apply {profile.name} --persist does both)"
+        )
+        where = (host,)
+    return AppFailure(application.name, check_of.check, verdict.item, verdict.shown_actual,
+                      verdict.shown_expected, where, check_of.docs)  # fmt: skip
+
+
+def _rlimit_places(
+    profile: str, rlimit: Rlimit, expected: object, user: str | None
+) -> tuple[str, ...]:
+    """Where a service and a login get the rlimit: the unit's Limit*=, limits.d's lines."""
+    assert isinstance(expected, dict)  # noqa: S101 - an rlimit's verdict is {"soft", "hard"}
+    soft, hard = expected["soft"], expected["hard"]
+
+    def unit(value: int | None) -> str:
+        return "infinity" if value is None else str(value)
+
+    def conf(value: int | None) -> str:
+        if value is None:
+            return "unlimited"
+        return str(-(-value // 1024)) if rlimit.in_bytes else str(value)
+
+    who = user or "USER"
+    login = (
+        f"'{who} - {rlimit.limits_conf} {conf(soft)}'"
+        if soft == hard
+        else f"'{who} soft {rlimit.limits_conf} {conf(soft)}' and"
+        f" '{who} hard {rlimit.limits_conf} {conf(hard)}'"
+    )
+    value = unit(soft) if soft == hard else f"{unit(soft)}:{unit(hard)}"
+    service = (
+        f"for the service: {rlimit.systemd}={value} in its unit's drop-in (sysprep apply"
+        f" {profile} --unit NAME); services never read limits.d"
+    )
+    return (
+        service,
+        f"for a login as {who}: {login} in /etc/security/limits.d/ ('*' does not match root)",
+    )

@@ -41,6 +41,8 @@ RLIMITS: dict[str, Rlimit] = {
                "--nofile", "nofile", "LimitNOFILE", in_bytes=False),
         Rlimit("RLIMIT_MEMLOCK", resource.RLIMIT_MEMLOCK, "Max locked memory", "memlock", "-l",
                "--memlock", "memlock", "LimitMEMLOCK", in_bytes=True),
+        Rlimit("RLIMIT_FSIZE", resource.RLIMIT_FSIZE, "Max file size", "fsize", "-f",
+               "--fsize", "fsize", "LimitFSIZE", in_bytes=True),
     )
 }  # fmt: skip
 # The rlimit a systemd property sets: LimitNPROC is RLIMIT_NPROC.

@@ -85,6 +85,12 @@ class Situation:
         """The profile's name, for what the plan says."""
         return self.profile.name
 
+    @property
+    def app_user(self) -> str | None:
+        """The user the profile's application runs as ([application] user), if it says."""
+        application = self.profile.application
+        return application.user if application else None
+
     @cached_property
     def service(self) -> Unit | None:
         """The --unit service as systemd resolves it; BadInputError says why not."""

@@ -36,7 +36,9 @@ HOST_DIR = "etc/sysprep/profiles"
 _MAX_BYTES = 1 << 20  # a profile is a few hundred bytes; a huge (or sparse) file is not one
 
 # The keys of a profile besides its tables of settings (settings.kinds.tables()).
-_TOP_KEYS = frozenset({"description", "extends", "target", "probes"})
+_TOP_KEYS = frozenset({"description", "extends", "target", "probes", "application"})
+_APPLICATION_KEYS = frozenset({"name", "user", "docs", "checks"})
+_CHECK_KEYS = frozenset({"check", "docs"})
 _TARGET_KEYS = frozenset({"threads", "stack", "runtime", "connections"})
 _PROBE_KEYS = frozenset({"name", "count", "stack"})
 
@@ -48,6 +50,28 @@ class ProbeWant:
     name: str
     count: int
     stack: int | None = None
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    """An application's own check of one item: its name there, and its documentation page."""
+
+    check: str
+    docs: str
+
+
+@dataclass(frozen=True)
+class Application:
+    """The application a profile is for: its name, the user it runs as, its own checks.
+
+    *checks* by the item each judges (RLIMIT_NOFILE, vm.max_map_count), from the profile's
+    `[application.checks]`, keyed as its tables key them (nofile, "vm.max_map_count").
+    """
+
+    name: str
+    docs: str
+    user: str | None = None
+    checks: dict[str, AppCheck] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,7 @@ class Profile:
     probes: tuple[ProbeWant, ...] = field(default=())
     runtime: str | None = None  # the program the target is for: c, jvm, rust or go
     connections: int | None = None  # concurrent TCP connections the target holds too
+    application: Application | None = None  # the application it is for, and its own checks
 
     def wanted(self, kind: type) -> tuple[Want, ...]:
         """What the profile asks of one kind of setting."""
@@ -177,10 +202,13 @@ def _merged(path: Path, host: Host, seen: tuple[Path, ...], *, trust: bool) -> d
             f"{path}: extends {parent_name!r}: name a profile, or a profile's .toml file"
         )
     parent = _merged(find(parent_name, host), host, (*seen, path.resolve()), trust=trust)
-    merged_tables = (*tables(), "target")
+    merged_tables = (*tables(), "target", "application")
     merged = {**parent, **{k: v for k, v in data.items() if k not in merged_tables}}
     for table in merged_tables:
         merged[table] = {**parent.get(table, {}), **data.get(table, {})}
+    checks = [d.get("application", {}).get("checks", {}) for d in (parent, data)]
+    if all(isinstance(c, dict) for c in checks) and any(checks):
+        merged["application"]["checks"] = {**checks[0], **checks[1]}
     merged.pop("extends", None)
     return merged
 
@@ -224,9 +252,55 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
     if not isinstance(probes_data, list):
         raise BadInputError(f"{where}: probes must be an array of tables ([[probes]])")
     probes = tuple(_probe(where, i, entry, threads) for i, entry in enumerate(probes_data))
+    application = _application(where, data, wants)
     return Profile(
-        path.stem, path, description, threads, stack, wants, probes, runtime, connections
+        path.stem,
+        path,
+        description,
+        threads,
+        stack,
+        wants,
+        probes,
+        runtime,
+        connections,
+        application,
     )
+
+
+def _application(where: str, data: dict[str, Any], wants: tuple[Want, ...]) -> Application | None:
+    """The `[application]` table: its name, docs, user, and checks of items of the profile."""
+    from sysprep.facts import RLIMITS
+
+    table = _table(where, "application", data)
+    if not table:
+        return None
+    only_keys(where, "application.", table, _APPLICATION_KEYS)
+    texts = {key: table.get(key) for key in ("name", "docs", "user")}
+    for key, value in texts.items():
+        if (value is not None or key != "user") and not (isinstance(value, str) and value):
+            raise BadInputError(f"{where}: application.{key} must be a non-empty string")
+    by_profile_name = {rlimit.profile: name for name, rlimit in RLIMITS.items()}
+    items = {getattr(w.setting, "name", w.setting.key) for w in wants}
+    checks = {}
+    raw = table.get("checks", {})
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{where}: [application.checks] must be a table")
+    for key, entry in raw.items():
+        item = by_profile_name.get(key, key)
+        if item not in items:
+            raise BadInputError(
+                f"{where}: application.checks.{key} names no item of this profile; name one"
+                " of its [sysctl] or [rlimits] keys"
+            )
+        if not isinstance(entry, dict):
+            raise BadInputError(f"{where}: application.checks.{key} must be a table")
+        only_keys(where, f"application.checks.{key}.", entry, _CHECK_KEYS)
+        if not all(isinstance(entry.get(k), str) and entry[k] for k in _CHECK_KEYS):
+            raise BadInputError(
+                f"{where}: application.checks.{key} needs check and docs (strings)"
+            )
+        checks[item] = AppCheck(entry["check"], entry["docs"])
+    return Application(texts["name"], texts["docs"], texts["user"], checks)  # type: ignore[arg-type]
 
 
 def _table(where: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -262,3 +336,54 @@ def _probe(where: str, index: int, entry: object, threads: int) -> ProbeWant:
         raise BadInputError(f"{where}: {key}.stack: the {name} probe takes no stack size")
     stack = _size(where, f"{key}.stack", entry["stack"]) if "stack" in entry else None
     return ProbeWant(name, count, stack)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One `key = value` line of a profile, its comment (the source it cites), its file."""
+
+    table: str  # "" for the top level; "rlimits", "application.checks", ...
+    key: str
+    text: str  # the line as written, its comment aside
+    comment: str
+    origin: Path
+
+
+def available(host: Host) -> list[Path]:
+    """Every profile `find` knows: shipped first, then the host's own, each name once."""
+    found: dict[str, Path] = {}
+    for directory in (*SHIPPED_DIRS, host.path(HOST_DIR)):
+        for path in (
+            sorted(directory.glob("*.toml"), key=lambda p: p.stem) if directory.is_dir() else ()
+        ):
+            found.setdefault(path.stem, path)
+    return list(found.values())
+
+
+def chain(path: Path, host: Host) -> list[Path]:
+    """*path*, then the profile it extends, and so on (loaded, so validated first)."""
+    paths = [path]
+    while (parent := _read(paths[-1], trust=True).get("extends")) is not None:
+        paths.append(find(parent, host))
+    return paths
+
+
+def lines(path: Path, host: Host) -> list[Line]:
+    """The settings of *path* as `show` prints them, `extends` resolved (the child's wins).
+
+    Each `key = value` line with its comment, in the file's order, base first.
+    """
+    resolved: dict[tuple[str, str], Line] = {}
+    for origin in reversed(chain(path, host)):
+        table = ""
+        for raw in origin.read_text().splitlines():
+            text, _, comment = raw.partition(" #")
+            stripped = text.strip()
+            if stripped.startswith("["):
+                table = stripped.strip("[]")
+            elif "=" in stripped and not raw.startswith("#") and table != "probes":
+                key = stripped.partition("=")[0].strip().strip('"')
+                if table:  # the top level (description, extends) is the title's
+                    resolved[(table, key)] = Line(table, key, stripped, comment.strip(), origin)
+    tables = list(dict.fromkeys(table for table, _ in resolved))
+    return sorted(resolved.values(), key=lambda line: tables.index(line.table))

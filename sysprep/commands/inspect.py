@@ -430,3 +430,49 @@ def fleet(
     else:
         print_fleet(report)
     return ExitCode.OK if report.all_ready else ExitCode.NOT_READY
+
+
+def profiles(
+    ctx: typer.Context,
+    action: Annotated[
+        str | None, typer.Argument(metavar="[show NAME]", help="show: print one profile.")
+    ] = None,
+    name: Annotated[str | None, typer.Argument(metavar="", show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """List the profiles apply and check --profile take, and what each is for.
+
+    `profiles show NAME` prints one, its extends resolved: each setting with the source it
+    cites (the application's documentation, a measurement), and where it comes from.
+
+    Example: sysprep profiles show elasticsearch
+    """
+    from sysprep.profile import available
+    from sysprep.profile import lines
+    from sysprep.profile import load
+    from sysprep.render import print_json
+    from sysprep.render.profiles import print_profiles
+    from sysprep.render.profiles import print_show
+    from sysprep.render.profiles import profiles_document
+    from sysprep.render.profiles import show_document
+
+    host = ctx.obj.host
+    if action is None:
+        found = [load(str(path), host) for path in available(host)]
+        if as_json:
+            print_json(profiles_document(found))
+        else:
+            print_profiles(found)
+        return ExitCode.OK
+    if action != "show" or name is None:
+        raise BadInputError(
+            f"profiles takes no {action!r}: `sysprep profiles` lists them, `sysprep profiles"
+            " show NAME` prints one"
+        )
+    profile = load(name, host)
+    shown = lines(profile.path, host)
+    if as_json:
+        print_json(show_document(profile, shown))
+    else:
+        print_show(profile, shown)
+    return ExitCode.OK

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sysprep.compliance import Compliance
     from sysprep.limits.base import Reading
     from sysprep.report import CheckResult
+    from sysprep.settings import Verdict
 
 _STATUS_STYLE = {Status.OK: "green", Status.FAILS: "bold red", Status.UNKNOWN: "yellow"}
 _NUMERIC = ("current", "in use", "needed", "allows")
@@ -207,10 +208,17 @@ def print_assessment(result: Assessment) -> None:
     for r in result.unknown:
         say(out, f"[yellow]unknown[/]: {esc(r.name)}: {esc(r.note)}")
     notes = [r for r in result.readings if r.status is Status.OK and r.note]
-    if notes:
+    if notes or result.other_rlimits:
         say(out, "\n[dim]notes:[/]")
     for r in notes:
         say(out, f"[dim]{esc(r.name)}: {esc(r.note)}[/]", 2)
+    if result.other_rlimits:
+        other = ", ".join(
+            f"{name} {'unlimited' if soft is None else format_size(soft)}"
+            for name, (soft, _) in result.other_rlimits
+        )
+        say(out, f"[dim]{esc(other)}: no thread count depends on them; applications check"
+                 " them (sysprep profiles)[/]", 2)  # fmt: skip
     verdict = "[green]ready[/]" if result.ready else "[bold red]not ready[/]"
     say(out, f"\n{verdict} for {esc(' and '.join(wants))}")
 
@@ -279,6 +287,7 @@ def compliance_document(compliance: Compliance) -> dict[str, Any]:
                 "ok": v.ok is True,
                 "status": _VERDICT_STATUS[v.ok],
                 "reason": v.reason,
+                "application": _app_document(compliance, v),
             }
             for v in compliance.verdicts
         ],
@@ -287,11 +296,21 @@ def compliance_document(compliance: Compliance) -> dict[str, Any]:
     }
 
 
+def _app_document(compliance: Compliance, verdict: Verdict) -> dict[str, object] | None:
+    """A failed item in its application's terms (sysprep.compliance.app_failure), or null."""
+    from sysprep.compliance import app_failure
+
+    failure = app_failure(compliance.profile, verdict)
+    return None if failure is None else failure.document
+
+
 def print_compliance(compliance: Compliance) -> None:
     """Each profile item: expected, actual, in place or not (or unknown, and why).
 
-    Then the capacity after apply, and the verdict.
+    Then each failed item in its application's terms, the capacity after apply, the verdict.
     """
+    from sysprep.compliance import app_failure
+
     out = console()
     name = esc(compliance.profile.name)
     rows = []
@@ -309,6 +328,16 @@ def print_compliance(compliance: Compliance) -> None:
     for v in compliance.verdicts:
         if v.reason:
             say(out, f"[yellow]unknown[/]: {esc(v.key)}: {esc(v.reason)}")
+    for failure in filter(None, (app_failure(compliance.profile, v) for v in compliance.verdicts)):
+        say(
+            out,
+            esc(
+                f"{failure.application}'s {failure.check} fails: {failure.item} is"
+                f" {failure.found}, it requires {failure.required}"
+            ),
+        )
+        for line in (*failure.where, failure.docs):
+            say(out, esc(line), 2)
     after = compliance.after
     if after.known_capacity is None and after.unknown:
         unread = ", ".join(r.name for r in after.unknown)

@@ -138,6 +138,11 @@ if TYPE_CHECKING:
             ...
 
         @property
+        def app_user(self) -> str | None:
+            """The user the profile's application runs as ([application] user), if it says."""
+            ...
+
+        @property
         def service(self) -> Unit | None:
             """The --unit service as systemd resolves it."""
             ...
@@ -311,6 +316,7 @@ class Verdict(NamedTuple):
     reason: str = ""
     shown_expected: str = ""  # as a person reads them
     shown_actual: str = ""
+    item: str = ""  # what is judged, whoever holds it: RLIMIT_NOFILE, vm.max_map_count
 
 
 def verdict(change: Change, expected: Any = None) -> Verdict:  # noqa: ANN401
@@ -331,14 +337,31 @@ def verdict(change: Change, expected: Any = None) -> Verdict:  # noqa: ANN401
         "",
         setting.show(expected),
         setting.show(change.before),
+        _item(setting),
     )
 
 
 def unjudged(setting: Setting, wanted: Any, reason: str) -> Verdict:  # noqa: ANN401
     """A want that could not be judged: unknown, with the reason, never a pass."""
     return Verdict(
-        setting.key, setting.kind, setting.typed(wanted), None, None, reason, setting.show(wanted)
+        setting.key,
+        setting.kind,
+        setting.typed(wanted),
+        None,
+        None,
+        reason,
+        setting.show(wanted),
+        "",
+        _item(setting),
     )
+
+
+def _item(setting: Setting) -> str:
+    """The thing a setting sets: an rlimit by name, of a pid or a unit's Limit*=; else its key."""
+    from sysprep.facts import BY_SYSTEMD_PROPERTY
+
+    name = getattr(setting, "name", setting.key)
+    return BY_SYSTEMD_PROPERTY[name].name if name in BY_SYSTEMD_PROPERTY else name
 
 
 class Fix(NamedTuple):

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from sysprep.settings import Verdict
 
 _PROFILE_NAMES = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
-# The rlimits a profile may set.
-PROFILE_RLIMITS = ("stack", "nproc", "nofile", "as")
+# The rlimits a profile may set: every one of the registry (facts.RLIMITS).
+PROFILE_RLIMITS = tuple(_PROFILE_NAMES)
 
 # The smallest values that leave a process working: a stack below PTHREAD_STACK_MIN breaks
 # glibc's own threads, and a zero count or size nothing can run under.
@@ -252,6 +252,14 @@ class RlimitSetting(WholeValue):
                     "limits.d's '*' lines do not apply to root (pam_limits): root's logins keep"
                     " their limits; systemd services read only the systemd drop-in"
                 )
+        user = situation.app_user
+        if wants and user and situation.unit is None:
+            warnings.append(
+                f"{situation.profile_name} runs as the user {user}: for its service, the place"
+                f" is the unit's Limit*= (apply --unit NAME), as services never read limits.d;"
+                f" for {user}'s logins, limits.d's lines must name {user} or match it ('*'"
+                " does, but not root)"
+            )
         if situation.pid is not None:
             changes = [_process_change(want, situation.pid, host) for want in wants]
         elif wants and not situation.persist:

@@ -20,6 +20,7 @@ from sysprep.facts import CAP_SYS_RESOURCE
 from sysprep.facts import NR_OPEN_MAX
 from sysprep.facts import PID_MAX_LIMIT
 from sysprep.facts import RLIM_INFINITY
+from sysprep.facts import RLIMITS
 from sysprep.facts import SYSTEMD_FILE
 from sysprep.facts import USER_SLICE_FILE
 from sysprep.facts import unit_drop_in
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
     from sysprep.systemd import Unit
 
 # The properties a profile's [unit] table may raise; those taking sizes.
-PROPERTIES = ("TasksMax", "LimitNPROC", "LimitSTACK", "LimitNOFILE", "LimitMEMLOCK")
-_SIZES = frozenset({"LimitSTACK", "LimitMEMLOCK"})
+PROPERTIES = ("TasksMax", *(rlimit.systemd for rlimit in RLIMITS.values()))
+_SIZES = frozenset(rlimit.systemd for rlimit in RLIMITS.values() if rlimit.in_bytes)
 # TasksMax: a number; a Limit*=: (soft, hard). None: infinity.
 Value = int | None | tuple[int | None, int | None]
 # "auto" TasksMax leaves the service this many tasks beside the target's threads.

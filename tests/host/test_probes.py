@@ -333,7 +333,7 @@ def test_probes_and_profiles_ship_in_the_wheel(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     shipped = {p.name for p in (site / "sysprep/schemas").glob("*.schema.json")}
     assert shipped == {p.name for p in SCHEMAS.glob("*.schema.json")}
-    assert len(shipped) == 10
+    assert len(shipped) == 11
     assert completed.stderr.strip().splitlines() == [
         str(site / "sysprep/_probes/threads.py"),
         str(site / "sysprep/_profiles/million-threads.toml"),

@@ -36,9 +36,9 @@ def output(
 
 
 def test_every_schema_is_a_valid_schema() -> None:
-    """Ten schemas, one per --json document, each valid JSON Schema 2020-12."""
+    """Eleven schemas, one per --json document, each valid JSON Schema 2020-12."""
     names = sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
-    assert len(names) == 10
+    assert len(names) == 11
     for path in SCHEMAS.glob("*.schema.json"):
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
 
@@ -115,3 +115,21 @@ def test_probe_documents(capsys: pytest.CaptureFixture[str], probe: str, args: l
     """Each probe's document matches its schema."""
     document = output(capsys, ["probe", probe, *args, "--json"], (ExitCode.OK,))
     validate(f"probe-{probe}", document)
+
+
+def test_profiles_documents_match_their_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """`profiles --json` lists every shipped profile; `profiles show NAME --json` adds each
+    setting line with the source it cites."""
+    listed = output(capsys, ["profiles", "--json"], (0,))
+    validate("profiles", listed)
+    assert {"elasticsearch", "opensearch", "cassandra", "kafka"} <= {
+        p["name"] for p in listed["profiles"]
+    }
+    shown = output(capsys, ["profiles", "show", "elasticsearch-memlock", "--json"], (0,))
+    validate("profiles", shown)
+    (profile,) = shown["profiles"]
+    memlock = next(s for s in profile["settings"] if s["key"] == "memlock")
+    assert memlock["file"] == "elasticsearch-memlock.toml"
+    nofile = next(s for s in profile["settings"] if s["key"] == "nofile")
+    assert (nofile["file"], nofile["table"]) == ("elasticsearch.toml", "rlimits")
+    assert "increase to at least [65535]" in nofile["source"]
