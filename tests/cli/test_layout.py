@@ -11,6 +11,7 @@ border, a pipe got trailing spaces, and `snapshots` wrapped an id mid-word.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -116,12 +117,15 @@ def tmux() -> Iterator[str]:
     import subprocess
 
     path = require_tool("tmux")
-    server = [path, "-L", f"sysprep-test-{os.getpid()}", "-f", "/dev/null"]
+    socket = f"sysprep-test-{os.getpid()}"
+    server = [path, "-L", socket, "-f", "/dev/null"]
     subprocess.run([*server, "new-session", "-d", "-s", "keep", "sleep 3600"], check=True)
     try:
         yield path
     finally:
         subprocess.run([*server, "kill-server"], capture_output=True, check=False)
+        directory = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (directory / socket).unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("name", ["check (go)", "check --connections", "watch --once",
