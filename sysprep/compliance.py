@@ -160,17 +160,13 @@ def _rlimit_places(
     profile: str, rlimit: Rlimit, expected: object, user: str | None
 ) -> tuple[str, ...]:
     """Where a service and a login get the rlimit: the unit's Limit*=, limits.d's lines."""
+    from sysprep.facts import RLIM_INFINITY
+    from sysprep.settings.rlimit import RlimitSetting
+
     assert isinstance(expected, dict)  # noqa: S101 - an rlimit's verdict is {"soft", "hard"}
-    soft, hard = expected["soft"], expected["hard"]
-
-    def unit(value: int | None) -> str:
-        return "infinity" if value is None else str(value)
-
-    def conf(value: int | None) -> str:
-        if value is None:
-            return "unlimited"
-        return str(-(-value // 1024)) if rlimit.in_bytes else str(value)
-
+    soft, hard = (RLIM_INFINITY if expected[k] is None else expected[k] for k in ("soft", "hard"))
+    setting = RlimitSetting(rlimit.name)
+    unit, conf = setting.systemd_value, setting.conf_value
     who = user or "USER"
     login = (
         f"'{who} - {rlimit.limits_conf} {conf(soft)}'"

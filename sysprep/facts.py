@@ -47,6 +47,8 @@ RLIMITS: dict[str, Rlimit] = {
 }  # fmt: skip
 # The rlimit a systemd property sets: LimitNPROC is RLIMIT_NPROC.
 BY_SYSTEMD_PROPERTY = {rlimit.systemd: rlimit for rlimit in RLIMITS.values()}
+# The rlimit a profile's key names: nofile is RLIMIT_NOFILE.
+BY_PROFILE_KEY = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
 RLIM_INFINITY = resource.RLIM_INFINITY
 
 # glibc's ARCH_STACK_DEFAULT_SIZE: the thread stack when RLIMIT_STACK is unlimited

@@ -269,7 +269,7 @@ def _validate(path: Path, data: dict[str, Any], host: Host) -> Profile:
 
 def _application(where: str, data: dict[str, Any], wants: tuple[Want, ...]) -> Application | None:
     """The `[application]` table: its name, docs, user, and checks of items of the profile."""
-    from sysprep.facts import RLIMITS
+    from sysprep.facts import BY_PROFILE_KEY
 
     table = _table(where, "application", data)
     if not table:
@@ -279,14 +279,13 @@ def _application(where: str, data: dict[str, Any], wants: tuple[Want, ...]) -> A
     for key, value in texts.items():
         if (value is not None or key != "user") and not (isinstance(value, str) and value):
             raise BadInputError(f"{where}: application.{key} must be a non-empty string")
-    by_profile_name = {rlimit.profile: name for name, rlimit in RLIMITS.items()}
     items = {getattr(w.setting, "name", w.setting.key) for w in wants}
     checks = {}
     raw = table.get("checks", {})
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: [application.checks] must be a table")
     for key, entry in raw.items():
-        item = by_profile_name.get(key, key)
+        item = BY_PROFILE_KEY[key].name if key in BY_PROFILE_KEY else key
         if item not in items:
             raise BadInputError(
                 f"{where}: application.checks.{key} names no item of this profile; name one"

@@ -63,7 +63,8 @@ def print_show(profile: Profile, lines: list[Line]) -> None:
         if line.table != table:
             table = line.table
             say(out, esc(f"\n[{table}]") if table else "")
-        inherited = "" if line.origin == profile.path else f" (from {line.origin.stem})"
         say(out, esc(line.text))
-        if line.comment or inherited:
-            say(out, f"[dim]{esc(f'# {line.comment}{inherited}'.replace('#  (', '# ('))}[/]", 4)
+        inherited = [] if line.origin == profile.path else [f"(from {line.origin.stem})"]
+        said = " ".join(([line.comment] if line.comment else []) + inherited)
+        if said:
+            say(out, f"[dim]{esc(f'# {said}')}[/]", 4)

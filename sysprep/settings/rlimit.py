@@ -14,6 +14,7 @@ from typing import Any
 from typing import ClassVar
 
 from sysprep.errors import BadInputError
+from sysprep.facts import BY_PROFILE_KEY
 from sysprep.facts import LIMITS_FILE
 from sysprep.facts import NR_OPEN_MAX
 from sysprep.facts import PTHREAD_STACK_MIN
@@ -40,9 +41,8 @@ if TYPE_CHECKING:
     from sysprep.settings import Situation
     from sysprep.settings import Verdict
 
-_PROFILE_NAMES = {rlimit.profile: rlimit for rlimit in RLIMITS.values()}
 # The rlimits a profile may set: every one of the registry (facts.RLIMITS).
-PROFILE_RLIMITS = tuple(_PROFILE_NAMES)
+PROFILE_RLIMITS = tuple(BY_PROFILE_KEY)
 
 # The smallest values that leave a process working: a stack below PTHREAD_STACK_MIN breaks
 # glibc's own threads, and a zero count or size nothing can run under.
@@ -155,18 +155,23 @@ class RlimitSetting(WholeValue):
     def persisted(self, change: Change, host: Host) -> tuple[tuple[OwnedFile, Line], ...]:
         """limits.d lines for logins; where systemd runs, its default for every service."""
         item, exact = self.rlimit.limits_conf, change.action is Action.SET
-        soft, hard = (self._conf_value(v) for v in change.after)
+        soft, hard = (self.conf_value(v) for v in change.after)
         lines = [
             (LIMITS_FILE, Line(("*", "soft", item), soft, exact)),
             (LIMITS_FILE, Line(("*", "hard", item), hard, exact)),
         ]
         if host.runs_systemd:
-            shown = ":".join("infinity" if v == RLIM_INFINITY else str(v) for v in change.after)
+            shown = ":".join(self.systemd_value(v) for v in change.after)
             key = ("Manager", f"Default{self.rlimit.systemd}")
             lines.append((SYSTEMD_FILE, Line(key, shown, exact)))
         return tuple(lines)
 
-    def _conf_value(self, value: int) -> str:
+    @staticmethod
+    def systemd_value(value: int) -> str:
+        """One value as a Limit*= takes it: a number, or infinity."""
+        return "infinity" if value == RLIM_INFINITY else str(value)
+
+    def conf_value(self, value: int) -> str:
         """limits.conf(5) and ulimit count bytes in KiB."""
         if value == RLIM_INFINITY:
             return "unlimited"
@@ -180,7 +185,7 @@ class RlimitSetting(WholeValue):
         drop-ins, and the most this shell can reach is named.
         """
         spelling = self.rlimit
-        shown = self._conf_value(value)
+        shown = self.conf_value(value)
         persist = (
             f"add '* - {spelling.limits_conf} {shown}' to {LIMITS_FILE.path};"
             f" for a systemd service: {spelling.systemd}={value} in a drop-in"
@@ -214,7 +219,7 @@ class RlimitSetting(WholeValue):
             raise BadInputError(
                 f"{where}: unknown rlimit {key!r}; expected one of {', '.join(PROFILE_RLIMITS)}"
             )
-        rlimit = _PROFILE_NAMES[key]
+        rlimit = BY_PROFILE_KEY[key]
         if isinstance(value, dict):
             only_keys(where, f"rlimits.{key}.", value, frozenset({"soft", "hard"}))
             soft, hard = value.get("soft"), value.get("hard", value.get("soft"))

@@ -335,9 +335,10 @@ def _kernel_default(host: Host, key: str, value: int) -> bool:
         return value == 65530  # noqa: PLR2004
     try:
         if key == "kernel.pid_max":
-            if not host.path("sys/devices/system/cpu/possible").exists():
+            try:
+                possible = host.path("sys/devices/system/cpu/possible").read_text().split(",")
+            except FileNotFoundError:
                 return value == 32768  # noqa: PLR2004 - PID_MAX_DEFAULT
-            possible = host.path("sys/devices/system/cpu/possible").read_text().split(",")
             spans = [span.strip().partition("-") for span in possible]
             cpus = sum(int(b or a) - int(a) + 1 for a, _, b in spans)
             return value == min(max(32768, 1024 * cpus), PID_MAX_LIMIT)
