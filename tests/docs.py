@@ -67,6 +67,7 @@ class Example:
     start: int
     end: int
     steps: list[Step]
+    default: str | None = None  # what examples() was told of unmarked console blocks
 
     def __str__(self) -> str:
         return f"{self.path.name}:{self.start}"
@@ -87,7 +88,7 @@ def examples(path: Path, *, default: str | None = None) -> list[Example]:
         source = marker[1] if marker else default if lines[index] == "```console" else None
         steps = _steps(lines[index + 1 : end])
         if source is not None and steps:
-            found.append(Example(path, source, len(found), index + 1, end, steps))
+            found.append(Example(path, source, len(found), index + 1, end, steps, default))
         index = end + 1
     return found
 
@@ -132,10 +133,24 @@ def _host_history(text: str) -> str:
     return re.sub(r"; # threads hold pids at or above it", "", text)
 
 
-def rewrite(example: Example, outputs: list[list[str]], *, default: str | None = None) -> None:
+def settle(example: Example, outputs: list[list[str]], *, exact: bool) -> None:
+    """Each step of *example* printed what it shows (same_output), or, with WRITE, the
+    page gets *outputs* instead."""
+    if WRITE:
+        rewrite(example, outputs)
+        return
+    how = "" if exact else ", numbers aside,"
+    for step, output in zip(example.steps, outputs, strict=True):
+        assert same_output(step.output, output, exact=exact), (
+            f"{example}: `{step.command}` prints{how} not what the page shows"
+            " (SYSPREP_WRITE_DOCS=1 writes it):\n" + "\n".join(output)
+        )
+
+
+def rewrite(example: Example, outputs: list[list[str]]) -> None:
     """Write *outputs* (one per step) into *example*'s block, each status line kept (the
     file as it is now: an earlier rewrite may have moved the block)."""
-    example = examples(example.path, default=default)[example.number]
+    example = examples(example.path, default=example.default)[example.number]
     lines = example.path.read_text().splitlines()
     block = []
     for step, output in zip(example.steps, outputs, strict=True):

@@ -22,8 +22,7 @@ import pytest
 from tests.docs import WRITE
 from tests.docs import Example
 from tests.docs import examples
-from tests.docs import rewrite
-from tests.docs import same_output
+from tests.docs import settle
 from tests.screens import example_host
 from tests.screens import report
 from tests.screens import reported
@@ -67,14 +66,7 @@ def test_readme_example_is_what_sysprep_prints(
         outputs.append(out.splitlines())
         if step.exit_status is not None:
             assert status == step.exit_status, step.command
-    if WRITE:
-        rewrite(example, outputs)
-        return
-    for step, output in zip(example.steps, outputs, strict=True):
-        assert same_output(step.output, output, exact=True), (
-            f"README.md's `{step.command}` is not what it prints (SYSPREP_WRITE_DOCS=1 writes"
-            " it):\n" + "\n".join(output)
-        )
+    settle(example, outputs, exact=True)
 
 
 def _fleet_reports(fake: FakeHost, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs import WRITE
 from tests.docs import Example
 from tests.docs import examples
-from tests.docs import rewrite
-from tests.docs import same_output
+from tests.docs import settle
 
 pytestmark = pytest.mark.root
 
@@ -50,14 +48,7 @@ def _run_all(pages: list[Example], tmp_path: Path) -> None:
                 done.stderr,
             )
             outputs.append(done.stdout.splitlines())
-        if WRITE:
-            rewrite(example, outputs, default=THIS_HOST if example.path == RUNBOOK else None)
-            continue
-        for step, output in zip(example.steps, outputs, strict=True):
-            assert same_output(step.output, output, exact=False), (
-                f"{example}: `{step.command}` prints, numbers aside, not what the page shows"
-                " (SYSPREP_WRITE_DOCS=1 writes it):\n" + "\n".join(output)
-            )
+        settle(example, outputs, exact=False)
 
 
 def test_every_runbook_command_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
