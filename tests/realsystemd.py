@@ -164,12 +164,20 @@ def booted_systemd() -> Iterator[Systemd]:
 
 
 def _children(pid: int) -> list[int]:
+    """pid's descendants. The boot's short-lived ones (sh's mounts) may be gone before their
+    /proc entry is read: those are skipped."""
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            with (task / "children").open() as f:
-                kids = [int(k) for k in f.read().split()]
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
             found += kids
             todo += kids
     return found
