@@ -151,8 +151,11 @@ def booted_systemd() -> Iterator[Systemd]:
         booted.install_code()
         yield booted
     finally:
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)  # PID 1 of the namespace: everything in it dies
+        # systemd is PID 1 of the namespace: everything in it dies with it. A boot that failed
+        # before systemd was seen may still have started it: every descendant goes.
+        for child in [pid] if pid is not None else _children(boot.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         boot.wait(timeout=30)
         time.sleep(0.2)
         try:
