@@ -84,6 +84,12 @@ CAPABILITIES = (
 )  # fmt: skip
 # FUTEX_TID_MASK: the kernel refuses larger threads-max with EINVAL (kernel/fork.c).
 THREADS_MAX_LIMIT = 0x3FFFFFFF
+# The kernel's defaults, which every boot sets again: vm.max_map_count (DEFAULT_MAX_MAP_COUNT,
+# include/linux/mm.h); kernel.pid_max, PID_MAX_DEFAULT or PIDS_PER_CPU_MIN per possible CPU,
+# whichever is more (include/linux/threads.h, kernel/pid.c).
+DEFAULT_MAX_MAP_COUNT = 65530
+PID_MAX_DEFAULT = 32768
+PIDS_PER_CPU_MIN = 1024
 # PID_MAX_LIMIT on 64-bit (include/linux/threads.h).
 PID_MAX_LIMIT = 4 * 1024 * 1024
 # sysctl_nr_open_max on 64-bit (fs/file.c): no RLIMIT_NOFILE can pass it.

@@ -261,6 +261,14 @@ class Host(ProcessReads):
             return len(os.sched_getaffinity(0))
         return max(self.read("proc/cpuinfo").count("processor\t:"), 1)
 
+    def possible_cpus(self) -> int:
+        """CPUs the kernel may ever bring up (/sys/devices/system/cpu/possible, "0-3,8")."""
+        spans = [
+            span.strip().partition("-")
+            for span in self.read("sys/devices/system/cpu/possible").split(",")
+        ]
+        return sum(int(last or first) - int(first) + 1 for first, _, last in spans)
+
     def virtual_address_bits(self) -> int | None:
         """Virtual address bits from /proc/cpuinfo ("address sizes : ..., 48 bits virtual")."""
         match = _ADDRESS_BITS.search(self.read("proc/cpuinfo"))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from sysprep.errors import BadInputError
+from sysprep.facts import DEFAULT_MAX_MAP_COUNT
 from sysprep.units import KIB
 from sysprep.units import MIB
 from sysprep.units import parse_size
@@ -39,7 +40,7 @@ GO_MAX_THREADS = 10_000  # runtime/proc.go sched.maxmcount; debug.SetMaxThreads 
 _BASELINE_MAPS = {"c": 24, "jvm": 211, "rust": 30, "go": 26}
 # The JVM's own mappings grow as it runs (heap, code cache, metaspace, malloc arenas and the
 # files an application maps): the fix leaves it as many again as a stock kernel allows.
-JVM_MAP_MARGIN = 65530
+JVM_MAP_MARGIN = DEFAULT_MAX_MAP_COUNT
 # JVM options that take their value as the next argument; anything else not starting with "-"
 # is the main class, after which the arguments are the program's.
 _JAVA_VALUE_OPTIONS = frozenset(

@@ -13,8 +13,11 @@ from typing import ClassVar
 
 from sysprep.errors import BadInputError
 from sysprep.facts import AUTO_SYSCTLS
+from sysprep.facts import DEFAULT_MAX_MAP_COUNT
 from sysprep.facts import MODE_SYSCTLS
+from sysprep.facts import PID_MAX_DEFAULT
 from sysprep.facts import PID_MAX_LIMIT
+from sysprep.facts import PIDS_PER_CPU_MIN
 from sysprep.facts import SYSCTL_BOUNDS
 from sysprep.facts import SYSCTL_FILE
 from sysprep.settings import AUTO
@@ -327,21 +330,18 @@ def _kernel_default(host: Host, key: str, value: int) -> bool:
 
     A sysctl whose default sysprep cannot tell is assumed to hold it.
 
-    vm.max_map_count: 65530 (DEFAULT_MAX_MAP_COUNT); kernel.pid_max: 32768, or 1024 per
-    possible CPU; kernel.threads-max: RAM / (8 x THREAD_SIZE), within 2 % (kernel/fork.c,
-    kernel/pid.c, include/linux/mm.h).
+    vm.max_map_count and kernel.pid_max: facts.py's defaults; kernel.threads-max: RAM /
+    (8 x THREAD_SIZE), within 2 % (kernel/fork.c).
     """
     if key == "vm.max_map_count":
-        return value == 65530  # noqa: PLR2004
+        return value == DEFAULT_MAX_MAP_COUNT
     try:
         if key == "kernel.pid_max":
             try:
-                possible = host.path("sys/devices/system/cpu/possible").read_text().split(",")
+                cpus = host.possible_cpus()
             except FileNotFoundError:
-                return value == 32768  # noqa: PLR2004 - PID_MAX_DEFAULT
-            spans = [span.strip().partition("-") for span in possible]
-            cpus = sum(int(b or a) - int(a) + 1 for a, _, b in spans)
-            return value == min(max(32768, 1024 * cpus), PID_MAX_LIMIT)
+                return value == PID_MAX_DEFAULT
+            return value == min(max(PID_MAX_DEFAULT, PIDS_PER_CPU_MIN * cpus), PID_MAX_LIMIT)
         if key == "kernel.threads-max":
             thread_size = 16384 if host.page_size() == 4096 else 65536  # noqa: PLR2004
             default = host.meminfo()["MemTotal"] // (8 * thread_size)
