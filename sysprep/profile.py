@@ -16,6 +16,7 @@ from sysprep.errors import BadInputError
 from sysprep.facts import PROBES
 from sysprep.facts import THREADS_MAX_LIMIT
 from sysprep.runtimes import RUNTIMES
+from sysprep.settings import item_of
 from sysprep.settings import only_keys
 from sysprep.settings.kinds import tables
 from sysprep.units import parse_size
@@ -279,7 +280,7 @@ def _application(where: str, data: dict[str, Any], wants: tuple[Want, ...]) -> A
     for key, value in texts.items():
         if (value is not None or key != "user") and not (isinstance(value, str) and value):
             raise BadInputError(f"{where}: application.{key} must be a non-empty string")
-    items = {getattr(w.setting, "name", w.setting.key) for w in wants}
+    items = {item_of(want.setting) for want in wants}
     checks = {}
     raw = table.get("checks", {})
     if not isinstance(raw, dict):

@@ -337,7 +337,7 @@ def verdict(change: Change, expected: Any = None) -> Verdict:  # noqa: ANN401
         "",
         setting.show(expected),
         setting.show(change.before),
-        _item(setting),
+        item_of(setting),
     )
 
 
@@ -352,11 +352,11 @@ def unjudged(setting: Setting, wanted: Any, reason: str) -> Verdict:  # noqa: AN
         reason,
         setting.show(wanted),
         "",
-        _item(setting),
+        item_of(setting),
     )
 
 
-def _item(setting: Setting) -> str:
+def item_of(setting: Setting) -> str:
     """The thing a setting sets: an rlimit by name, of a pid or a unit's Limit*=; else its key."""
     from sysprep.facts import BY_SYSTEMD_PROPERTY
 

@@ -147,3 +147,18 @@ def test_an_application_check_of_no_item_is_refused(fake: FakeHost, tmp_path: Pa
     assert (
         run(["--root", str(fake.root), "check", "--profile", str(profile)]) == ExitCode.BAD_INPUT
     )
+
+
+def test_an_application_check_of_a_units_limit_is_its_rlimits(
+    fake: FakeHost, tmp_path: Path
+) -> None:
+    """A check keyed nofile judges the profile's [unit] LimitNOFILE too: the item both set is
+    RLIMIT_NOFILE, as check --unit's verdict names it."""
+    profile = tmp_path / "service.toml"
+    profile.write_text(
+        '[target]\nthreads = 10\n[unit]\nLimitNOFILE = 100\n[application]\nname = "X"\n'
+        'docs = "https://x"\n[application.checks]\nnofile = { check = "c", docs = "d" }\n'
+    )
+    application = load(str(profile), fake.host).application
+    assert application is not None
+    assert list(application.checks) == ["RLIMIT_NOFILE"]
